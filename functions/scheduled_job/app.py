@@ -1,0 +1,13 @@
+"""Target of the five EventBridge Scheduler schedules: one job run per scheduled slot.
+
+The schedule's Input names the job and carries Scheduler's context attributes (template.yaml)."""
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from expensebot.observability import logger, metrics
+from expensebot.scheduling import handle_scheduled_event
+
+
+@logger.inject_lambda_context(log_event=True)
+@metrics.log_metrics
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    return handle_scheduled_event(event, context)

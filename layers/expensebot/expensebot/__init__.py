@@ -1,0 +1,1 @@
+"""ExpenseBot's shared library: the code every Lambda function of the application loads from the layer."""

@@ -1,0 +1,179 @@
+"""The webhook: API Gateway (HTTP API, payload 2.0) → secret check → one update, processed once.
+
+- The secret token header is compared in constant time; a wrong or missing one is refused with 401.
+- The update is marked processed in the same transaction as its effects, so Telegram's redelivery of
+  a slow or failed update never stores a second expense.
+- A failure a retry can fix (database down) answers 503 and Telegram retries; a failure no retry can
+  fix answers 200 (logged and counted), because Telegram holds the chat's later updates behind a
+  failing one for up to a day.
+- Updates run through `Dispatcher.feed_update`, awaited: `feed_webhook_update` hands slow handlers to a
+  background task that Lambda would freeze once the invocation returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hmac
+import json
+from functools import cache
+from typing import Any
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.exceptions import TelegramAPIError
+from aiogram.methods import TelegramMethod
+from aiogram.types import Update
+from pydantic import ValidationError
+
+from expensebot.bootstrap import Runtime, get_runtime
+from expensebot.bot.context import UserMiddleware
+from expensebot.bot.handlers import get_routers
+from expensebot.errors import ConfigurationError, DatabaseUnavailable
+from expensebot.observability import logger, metrics
+
+SECRET_HEADER = "x-telegram-bot-api-secret-token"
+
+
+class _BotApp:
+    """One event loop, one Bot (and its HTTP session) and one Dispatcher per execution environment, kept
+    across warm invocations: a session bound to a closed loop fails with "Event loop is closed"."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.loop = asyncio.new_event_loop()
+        self.bot = Bot(
+            runtime.bot_token(),
+            session=AiohttpSession(api=TelegramAPIServer.from_base(runtime.settings.telegram_api_base)),
+        )
+        self.dispatcher = _dispatcher()
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.bot.session.close())
+        self.loop.close()
+
+
+@cache
+def _dispatcher() -> Dispatcher:
+    # One per process: the feature routers are module-level and attach to a single parent.
+    dispatcher = Dispatcher()
+    dispatcher.message.outer_middleware(UserMiddleware())
+    dispatcher.include_routers(*get_routers())
+    return dispatcher
+
+
+_app: _BotApp | None = None
+
+
+def _get_app() -> _BotApp:
+    global _app
+    runtime = get_runtime()
+    if _app is None or _app.runtime is not runtime:
+        if _app is not None:
+            _app.close()
+        _app = _BotApp(runtime)
+    return _app
+
+
+def reset() -> None:
+    """Forget the bot and its loop (after a SnapStart restore, or between tests)."""
+    global _app
+    if _app is not None:
+        _app.close()
+    _app = None
+
+
+def _response(status: int, body: dict[str, Any]) -> dict[str, Any]:
+    return {"statusCode": status, "headers": {"Content-Type": "application/json"}, "body": json.dumps(body)}
+
+
+def handle_webhook_event(event: dict[str, Any]) -> dict[str, Any]:
+    """An API Gateway HTTP API event in, an HTTP response out."""
+    runtime = get_runtime()
+    headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+    try:
+        expected = runtime.webhook_secret()
+    except ConfigurationError:
+        logger.exception("webhook secret not configured")
+        return _response(503, {"error": "webhook secret not configured"})
+    given = headers.get(SECRET_HEADER, "")
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        metrics.add_metric(name="WebhookUnauthorized", unit="Count", value=1)
+        return _response(401, {"error": "wrong or missing secret token"})
+
+    try:
+        payload = _decode_body(event)
+    except ValueError as exc:
+        return _response(400, {"error": str(exc)})
+
+    app = _get_app()
+    try:
+        update = Update.model_validate(payload, context={"bot": app.bot})
+    except ValidationError as exc:
+        return _response(400, {"error": f"not a Telegram update: {exc.error_count()} problem(s)"})
+    return app.loop.run_until_complete(_process(app, update))
+
+
+def _decode_body(event: dict[str, Any]) -> dict[str, Any]:
+    body = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        try:
+            body = base64.b64decode(body).decode()
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise ValueError("body is not valid base64 UTF-8") from exc
+    try:
+        payload = json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"body is not JSON: {exc.msg}") from exc
+    if not isinstance(payload, dict) or not isinstance(payload.get("update_id"), int):
+        raise ValueError("not a Telegram update: no integer update_id")
+    return payload
+
+
+async def _process(app: _BotApp, update: Update) -> dict[str, Any]:
+    runtime = app.runtime
+    logger.append_keys(update_id=update.update_id)
+    try:
+        with runtime.db.transaction() as cur:
+            cur.execute(
+                "INSERT INTO processed_updates (update_id, processed_at, outcome) VALUES (%s, %s, 'handled')"
+                " ON CONFLICT (update_id) DO NOTHING RETURNING update_id",
+                (update.update_id, runtime.clock.now()),
+            )
+            if cur.fetchone() is None:
+                metrics.add_metric(name="DuplicateUpdates", unit="Count", value=1)
+                return _response(200, {"status": "duplicate"})
+            result = await app.dispatcher.feed_update(app.bot, update, cur=cur, runtime=runtime)
+    except DatabaseUnavailable:
+        logger.exception("database unavailable: Telegram will redeliver the update")
+        return _response(503, {"error": "temporarily unavailable"})
+    except Exception as exc:
+        # A bug hit by this one update: answering 5xx would hold the chat's later updates for a day.
+        logger.exception("update failed; acknowledged so the chat is not blocked")
+        metrics.add_metric(name="FailedUpdates", unit="Count", value=1)
+        _mark_failed(runtime, update.update_id, exc)
+        return _response(200, {"status": "failed"})
+
+    # The reply goes out after the commit: a stored expense is never lost to a failed reply.
+    if isinstance(result, TelegramMethod):
+        try:
+            await app.bot(result)
+        except TelegramAPIError:
+            logger.exception("reply not delivered")
+            metrics.add_metric(name="FailedReplies", unit="Count", value=1)
+        return _response(200, {"status": "handled"})
+    return _response(200, {"status": "ignored"})
+
+
+def _mark_failed(runtime: Runtime, update_id: int, exc: Exception) -> None:
+    try:
+        with runtime.db.transaction() as cur:
+            cur.execute(
+                "INSERT INTO processed_updates (update_id, processed_at, outcome) VALUES (%s, %s, %s)"
+                " ON CONFLICT (update_id) DO NOTHING",
+                (update_id, runtime.clock.now(), f"failed: {type(exc).__name__}"[:200]),
+            )
+    except DatabaseUnavailable:
+        logger.warning("could not record the failed update")

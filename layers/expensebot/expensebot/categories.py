@@ -1,0 +1,42 @@
+"""Guessing an expense's category from its description: a keyword table, first match wins."""
+
+from __future__ import annotations
+
+import re
+
+CATEGORIES = (
+    "groceries", "cafe", "transport", "housing", "health",
+    "entertainment", "clothing", "communication", "other",
+)
+
+# Stems, so that "кофе", "кофейня" and "кофемашина" all match "коф"; checked against each word's start.
+_KEYWORDS: dict[str, tuple[str, ...]] = {
+    "cafe": ("коф", "кафе", "ресторан", "бар", "обед", "ужин", "завтрак", "пицц", "суши", "шаурм",
+             "бургер", "макдон", "вкусно", "ланч", "чай", "coffee", "cafe", "café", "restaurant", "lunch",
+             "dinner", "breakfast", "pizza", "burger", "bar"),
+    "groceries": ("продукт", "магазин", "пятероч", "перекрест", "ашан", "лента", "магнит", "вкусвилл",
+                  "хлеб", "молок", "овощ", "фрукт", "мясо", "grocer", "supermarket", "food", "milk", "bread"),
+    "transport": ("такси", "метро", "автобус", "бензин", "топлив", "парков", "каршер", "электрич",
+                  "поезд", "трамва", "самолет", "самолёт", "авиа", "taxi", "uber", "metro", "bus", "fuel",
+                  "petrol", "gas", "train", "parking", "flight"),
+    "housing": ("квартир", "аренд", "жкх", "коммунал", "свет", "электроэнерг", "газ", "вод", "ремонт",
+                "rent", "utilit", "electric", "water", "repair"),
+    "health": ("аптек", "лекарств", "врач", "стомат", "клиник", "анализ", "больниц", "таблет", "pharma",
+               "doctor", "dentist", "clinic", "medicine", "drug"),
+    "entertainment": ("кино", "театр", "концерт", "игр", "музей", "клуб", "подписк", "netflix", "spotify",
+                      "книг", "cinema", "movie", "theatre", "theater", "concert", "game", "museum", "book"),
+    "clothing": ("одежд", "обув", "куртк", "джинс", "кроссов", "футболк", "плать", "clothes", "shoes",
+                 "jacket", "jeans", "sneakers", "shirt", "dress"),
+    "communication": ("связь", "телефон", "мобил", "интернет", "мтс", "билайн", "мегафон", "теле2",
+                      "phone", "mobile", "internet"),
+}
+
+_WORD = re.compile(r"[\wё]+", re.IGNORECASE)
+
+
+def guess_category(description: str) -> str:
+    words = [word.lower() for word in _WORD.findall(description)]
+    for category, stems in _KEYWORDS.items():
+        if any(word.startswith(stem) for word in words for stem in stems):
+            return category
+    return "other"

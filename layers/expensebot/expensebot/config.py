@@ -1,0 +1,117 @@
+"""One validated settings model, read from the environment the SAM template (or a local run) provides."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from functools import cached_property
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+QUEUE_NAMES = ("default", "reports", "recurring", "maintenance", "notifications")
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(value, int):
+        return [value]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every variable is documented in the README's configuration table."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    # Lambda reserves TZ, so the application's zone has a name of its own.
+    app_timezone: str = Field("Europe/Moscow", validation_alias="APP_TIMEZONE")
+
+    database_url: SecretStr | None = Field(None, validation_alias="DATABASE_URL")
+    # In AWS: an RDS-style secret (host, port, username, password, dbname); DATABASE_HOST overrides its
+    # host so the functions can go through an RDS Proxy endpoint.
+    database_secret_arn: str | None = Field(None, validation_alias="DATABASE_SECRET_ARN")
+    database_host: str | None = Field(None, validation_alias="DATABASE_HOST")
+    database_connect_timeout: int = Field(5, ge=1, le=60, validation_alias="DATABASE_CONNECT_TIMEOUT")
+
+    telegram_bot_token: SecretStr | None = Field(None, validation_alias="TELEGRAM_BOT_TOKEN")
+    telegram_bot_token_secret_name: str | None = Field(None, validation_alias="TELEGRAM_BOT_TOKEN_SECRET_NAME")
+    webhook_secret: SecretStr | None = Field(None, validation_alias="WEBHOOK_SECRET")
+    webhook_secret_name: str | None = Field(None, validation_alias="WEBHOOK_SECRET_NAME")
+    telegram_api_base: str = Field("https://api.telegram.org", validation_alias="TELEGRAM_API_BASE")
+    telegram_timeout_seconds: float = Field(10.0, gt=0, le=60, validation_alias="TELEGRAM_TIMEOUT_SECONDS")
+
+    admin_chat_ids: Annotated[list[int], NoDecode] = Field(
+        default_factory=list, validation_alias="ADMIN_CHAT_IDS"
+    )
+    retention_days: int = Field(730, ge=1, le=36500, validation_alias="RETENTION_DAYS")
+    budget_thresholds: Annotated[list[int], NoDecode] = Field(
+        default_factory=lambda: [80, 90, 100], validation_alias="BUDGET_THRESHOLDS"
+    )
+    soft_time_limit_seconds: int = Field(300, ge=1, le=900, validation_alias="SOFT_TIME_LIMIT_SECONDS")
+    # How long job-run records count as "running" before a retry may take the slot over (the
+    # function timeout, Celery's task_time_limit).
+    hard_time_limit_seconds: int = Field(600, ge=1, le=900, validation_alias="HARD_TIME_LIMIT_SECONDS")
+
+    queue_url_default: str | None = Field(None, validation_alias="QUEUE_URL_DEFAULT")
+    queue_url_reports: str | None = Field(None, validation_alias="QUEUE_URL_REPORTS")
+    queue_url_recurring: str | None = Field(None, validation_alias="QUEUE_URL_RECURRING")
+    queue_url_maintenance: str | None = Field(None, validation_alias="QUEUE_URL_MAINTENANCE")
+    queue_url_notifications: str | None = Field(None, validation_alias="QUEUE_URL_NOTIFICATIONS")
+
+    currency_symbol: str = Field("₽", validation_alias="CURRENCY_SYMBOL")
+
+    @field_validator("app_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}: use an IANA name such as Europe/Moscow") from exc
+        return value
+
+    @field_validator("admin_chat_ids", mode="before")
+    @classmethod
+    def _parse_chat_ids(cls, value: object) -> object:
+        parts = _split_csv(value)
+        if isinstance(parts, list):
+            for part in parts:
+                if isinstance(part, str) and not part.lstrip("-").isdigit():
+                    raise ValueError(f"{part!r} is not a Telegram chat id (whole numbers, comma-separated)")
+        return parts
+
+    @field_validator("budget_thresholds", mode="before")
+    @classmethod
+    def _parse_thresholds(cls, value: object) -> object:
+        parts = _split_csv(value)
+        if isinstance(parts, list):
+            for part in parts:
+                if isinstance(part, str) and not part.isdigit():
+                    raise ValueError(f"{part!r} is not a whole percentage (expected e.g. 80,90,100)")
+        return parts
+
+    @field_validator("budget_thresholds")
+    @classmethod
+    def _sane_thresholds(cls, value: list[int]) -> list[int]:
+        if not value:
+            raise ValueError("at least one threshold is needed, e.g. 80,90,100")
+        if any(not 1 <= t <= 1000 for t in value):
+            raise ValueError("thresholds are percentages between 1 and 1000")
+        if len(set(value)) != len(value):
+            raise ValueError("thresholds must not repeat")
+        return sorted(value)
+
+    @cached_property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.app_timezone)
+
+    def queue_url(self, queue: str) -> str | None:
+        if queue not in QUEUE_NAMES:
+            raise KeyError(f"unknown queue {queue!r}; queues are {', '.join(QUEUE_NAMES)}")
+        return getattr(self, f"queue_url_{queue}")
+
+    @property
+    def threshold_fractions(self) -> list[Decimal]:
+        return [Decimal(t) / 100 for t in self.budget_thresholds]

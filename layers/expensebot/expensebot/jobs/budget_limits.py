@@ -1,0 +1,176 @@
+"""check_budget_limits — every 30 minutes, queue `notifications`.
+
+A user whose month-to-date spending crosses a threshold (80 %, 90 %, 100 % by default, BUDGET_THRESHOLDS)
+of a budget is told once per threshold per month; a jump over several thresholds sends one alert, naming
+the highest; a new month starts clean. Months are those of the application's time zone."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+from decimal import Decimal
+
+from pydantic import BaseModel
+
+from expensebot.bootstrap import Runtime
+from expensebot.delivery import Delivery, OutboundMessage, deliver
+from expensebot.observability import logger
+from expensebot.periods import month_start
+from expensebot.scheduling import JobContext, JobResult, job
+from expensebot.tasks import task
+from expensebot.texts import category_name, format_money, language_for, t
+
+JOB = "check_budget_limits"
+
+
+def highest_new_threshold(
+    spent: Decimal, limit: Decimal, thresholds: Sequence[int], already_alerted: int | None
+) -> int | None:
+    """The threshold to alert now, or None: the highest one crossed, if it is above any alerted before."""
+    crossed = [threshold for threshold in thresholds if spent * 100 >= limit * threshold]
+    if not crossed:
+        return None
+    highest = max(crossed)
+    if already_alerted is not None and highest <= already_alerted:
+        return None
+    return highest
+
+
+class BudgetAlert(BaseModel):
+    """One unit of work on the notifications queue."""
+
+    budget_id: int
+    user_id: int
+    chat_id: int
+    language_code: str | None = None
+    category: str | None = None
+    month: date
+    threshold: int
+    spent: Decimal
+    limit: Decimal
+
+    @property
+    def dedupe_key(self) -> str:
+        return f"budget_alert:{self.budget_id}:{self.month:%Y-%m}:{self.threshold}"
+
+
+# One statement for every user: month-to-date sums per (user, category) and per user (the grouping
+# set with category rolled up), joined to the budgets they belong to, with the highest threshold each
+# budget has been alerted at this month. Only budgets at or above the lowest threshold come back.
+_BUDGETS_OVER_LOWEST_THRESHOLD = """
+WITH spend AS (
+    SELECT e.user_id,
+           CASE WHEN GROUPING(e.category) = 1 THEN '' ELSE e.category END AS category_key,
+           SUM(e.amount) AS spent
+      FROM expenses e
+     WHERE e.spent_at >= %(month_start)s AND e.spent_at <= %(as_of)s
+     GROUP BY GROUPING SETS ((e.user_id, e.category), (e.user_id))
+)
+SELECT b.id AS budget_id, b.user_id, u.chat_id, u.language_code, b.category, b.amount AS limit_amount,
+       s.spent, alerted.threshold AS already_alerted
+  FROM budgets b
+  JOIN users u ON u.user_id = b.user_id AND u.is_active
+  JOIN spend s ON s.user_id = b.user_id AND s.category_key = COALESCE(b.category, '')
+  LEFT JOIN LATERAL (
+        SELECT MAX(a.threshold) AS threshold
+          FROM budget_alerts a
+         WHERE a.budget_id = b.id AND a.month = %(month)s
+  ) alerted ON true
+ WHERE s.spent * 100 >= b.amount * %(lowest_threshold)s
+"""
+
+
+def plan_budget_alerts(runtime: Runtime, as_of: datetime) -> list[BudgetAlert]:
+    thresholds = runtime.settings.budget_thresholds
+    first_instant = month_start(as_of, runtime.settings.tz)
+    month = first_instant.date()
+    rows = runtime.db.fetch_all(
+        _BUDGETS_OVER_LOWEST_THRESHOLD,
+        {"month_start": first_instant, "as_of": as_of, "month": month, "lowest_threshold": min(thresholds)},
+    )
+    alerts = []
+    for row in rows:
+        threshold = highest_new_threshold(row["spent"], row["limit_amount"], thresholds, row["already_alerted"])
+        if threshold is not None:
+            alerts.append(
+                BudgetAlert(
+                    budget_id=row["budget_id"],
+                    user_id=row["user_id"],
+                    chat_id=row["chat_id"],
+                    language_code=row["language_code"],
+                    category=row["category"],
+                    month=month,
+                    threshold=threshold,
+                    spent=row["spent"],
+                    limit=row["limit_amount"],
+                )
+            )
+    return alerts
+
+
+@job(JOB, queue="notifications", schedule="every 30 minutes")
+def check_budget_limits(runtime: Runtime, ctx: JobContext) -> JobResult:
+    alerts = plan_budget_alerts(runtime, ctx.slot)
+    enqueued = send_budget_alert.delay_many(alerts, runtime=runtime, job_run_id=ctx.run_id)
+    return JobResult(planned=len(alerts), enqueued=enqueued)
+
+
+def alert_text(alert: BudgetAlert, currency_symbol: str = "₽") -> str:
+    language = language_for(alert.language_code)
+    label = (
+        t(language, "budget_label_category", category=category_name(language, alert.category))
+        if alert.category
+        else t(language, "budget_label_total")
+    )
+    key = "budget_alert_over" if alert.threshold >= 100 else "budget_alert"
+    return t(
+        language,
+        key,
+        label=label,
+        threshold=alert.threshold,
+        spent=format_money(alert.spent, language, currency_symbol),
+        limit=format_money(alert.limit, language, currency_symbol),
+    )
+
+
+# Records the threshold as alerted for the month, unless a higher one already was (a later run planned
+# it while this message waited in the queue). A duplicate delivery finds its own row and goes on to the
+# delivery claim, which knows whether the message already went out.
+_MARK_THRESHOLD = """
+INSERT INTO budget_alerts (budget_id, month, threshold, created_at)
+SELECT b.id, %(month)s, %(threshold)s, %(now)s
+  FROM budgets b
+ WHERE b.id = %(budget_id)s
+   AND NOT EXISTS (SELECT 1 FROM budget_alerts a
+                    WHERE a.budget_id = b.id AND a.month = %(month)s AND a.threshold > %(threshold)s)
+ON CONFLICT DO NOTHING
+"""
+
+
+@task("notifications.send_budget_alert", args=BudgetAlert, job=JOB)
+def send_budget_alert(runtime: Runtime, alert: BudgetAlert) -> Delivery | None:
+    """Tell a user their budget crossed a threshold (once per threshold per month)."""
+    with runtime.db.transaction() as cur:
+        cur.execute(
+            _MARK_THRESHOLD,
+            {"budget_id": alert.budget_id, "month": alert.month, "threshold": alert.threshold,
+             "now": runtime.clock.now()},
+        )
+        cur.execute(
+            "SELECT 1 FROM budget_alerts WHERE budget_id = %s AND month = %s AND threshold = %s",
+            (alert.budget_id, alert.month, alert.threshold),
+        )
+        still_due = cur.fetchone() is not None
+    if not still_due:
+        logger.info("budget alert superseded or budget removed", extra={"dedupe_key": alert.dedupe_key})
+        return None
+    return deliver(
+        runtime,
+        OutboundMessage(
+            dedupe_key=alert.dedupe_key,
+            kind="budget_alert",
+            chat_id=alert.chat_id,
+            user_id=alert.user_id,
+            text=alert_text(alert, runtime.settings.currency_symbol),
+        ),
+    )

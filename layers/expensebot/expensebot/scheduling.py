@@ -1,0 +1,207 @@
+"""Scheduled jobs: what EventBridge Scheduler sends, the run ledger keyed by (job, scheduled slot), and
+the soft deadline that replaces Celery's task_soft_time_limit."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal, Protocol
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from expensebot.bootstrap import Runtime, get_runtime
+from expensebot.errors import ConfigurationError
+from expensebot.observability import logger, metrics
+
+
+class ScheduledInvocation(BaseModel):
+    """The schedule's Input in template.yaml, with Scheduler's context attributes filled in.
+
+    The scheduled time is the same on every attempt of one run; the execution id changes with each
+    attempt, so the slot, never the execution id, identifies the run."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    job: str
+    scheduled_time: AwareDatetime
+    execution_id: str = ""
+    attempt: int = Field(1, ge=1)
+
+
+class LambdaContextLike(Protocol):
+    def get_remaining_time_in_millis(self) -> int: ...
+
+
+class Deadline:
+    """Celery's soft limit: work checks `expired()` between units and checkpoints instead of being killed
+    at the hard limit (the function timeout). The earlier of the soft limit and what Lambda has left,
+    minus a margin to checkpoint, wins."""
+
+    CHECKPOINT_MARGIN_SECONDS = 20.0
+
+    def __init__(self, soft_limit_seconds: float, context: LambdaContextLike | None = None) -> None:
+        budget = soft_limit_seconds
+        if context is not None:
+            budget = min(budget, context.get_remaining_time_in_millis() / 1000 - self.CHECKPOINT_MARGIN_SECONDS)
+        self._ends_at = time.monotonic() + max(0.0, budget)
+
+    def remaining(self) -> float:
+        return max(0.0, self._ends_at - time.monotonic())
+
+    def expired(self) -> bool:
+        return self.remaining() <= 0
+
+
+@dataclass(frozen=True)
+class JobContext:
+    slot: datetime  # the scheduled time: the run's "now" for every rule, so a retry decides the same
+    run_id: int
+    deadline: Deadline
+
+
+@dataclass(frozen=True)
+class JobResult:
+    planned: int
+    enqueued: int
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    queue: str
+    schedule: str  # for people; the expression itself lives in template.yaml
+    run_fn: Callable[[Runtime, JobContext], JobResult]
+
+
+_JOBS: dict[str, Job] = {}
+
+
+def job(name: str, *, queue: str, schedule: str) -> Callable[[Callable[[Runtime, JobContext], JobResult]], Job]:
+    def register(fn: Callable[[Runtime, JobContext], JobResult]) -> Job:
+        if name in _JOBS:
+            raise ValueError(f"job {name!r} is registered twice")
+        _JOBS[name] = Job(name=name, queue=queue, schedule=schedule, run_fn=fn)
+        return _JOBS[name]
+
+    return register
+
+
+def jobs() -> dict[str, Job]:
+    import expensebot.jobs  # noqa: F401  (registers every job)
+
+    return dict(_JOBS)
+
+
+class JobOutcome(BaseModel):
+    job: str
+    slot: datetime
+    status: Literal["succeeded", "duplicate"]
+    run_id: int | None = None
+    attempts: int | None = None
+    planned: int = 0
+    enqueued: int = 0
+
+
+# Opens the run for a slot, or takes over a failed one, or one whose worker died (still 'running' after
+# the hard limit). A run that succeeded, or is running within its limit, is left alone: the caller
+# is a duplicate delivery.
+_OPEN_RUN = """
+INSERT INTO job_runs (job, slot, status, attempts, execution_id, started_at)
+VALUES (%(job)s, %(slot)s, 'running', 1, %(execution_id)s, %(now)s)
+ON CONFLICT ON CONSTRAINT job_runs_once_per_slot DO UPDATE
+   SET status = 'running', attempts = job_runs.attempts + 1, execution_id = EXCLUDED.execution_id,
+       started_at = EXCLUDED.started_at, finished_at = NULL, error = NULL
+ WHERE job_runs.status = 'failed'
+    OR (job_runs.status = 'running' AND job_runs.started_at < %(stale_before)s)
+RETURNING id, attempts
+"""
+
+
+def run_scheduled_job(
+    invocation: ScheduledInvocation,
+    *,
+    runtime: Runtime | None = None,
+    context: LambdaContextLike | None = None,
+) -> JobOutcome:
+    runtime = runtime or get_runtime()
+    registered = jobs().get(invocation.job)
+    if registered is None:
+        raise ConfigurationError(f"unknown job {invocation.job!r}; jobs are {', '.join(sorted(jobs()))}")
+    now = runtime.clock.now()
+    with runtime.db.transaction() as cur:
+        cur.execute(
+            _OPEN_RUN,
+            {
+                "job": registered.name,
+                "slot": invocation.scheduled_time,
+                "execution_id": invocation.execution_id,
+                "now": now,
+                "stale_before": now - timedelta(seconds=runtime.settings.hard_time_limit_seconds),
+            },
+        )
+        opened = cur.fetchone()
+    if opened is None:
+        logger.info(
+            "duplicate schedule delivery: the slot already ran or is running",
+            extra={"job": registered.name, "slot": invocation.scheduled_time.isoformat()},
+        )
+        metrics.add_metric(name="DuplicateScheduleDeliveries", unit="Count", value=1)
+        return JobOutcome(job=registered.name, slot=invocation.scheduled_time, status="duplicate")
+
+    run_id, attempts = opened["id"], opened["attempts"]
+    logger.append_keys(job=registered.name, job_run_id=run_id)
+    deadline = Deadline(runtime.settings.soft_time_limit_seconds, context)
+    try:
+        result = registered.run_fn(
+            runtime, JobContext(slot=invocation.scheduled_time, run_id=run_id, deadline=deadline)
+        )
+    except Exception as exc:
+        _finish(runtime, run_id, status="failed", error=_describe(exc))
+        metrics.add_metric(name="JobFailures", unit="Count", value=1)
+        logger.exception("job run failed", extra={"attempt": attempts})
+        raise
+    _finish(runtime, run_id, status="succeeded", result=result)
+    metrics.add_metric(name="UnitsEnqueued", unit="Count", value=result.enqueued)
+    logger.info("job run succeeded", extra={"planned": result.planned, "enqueued": result.enqueued})
+    return JobOutcome(
+        job=registered.name,
+        slot=invocation.scheduled_time,
+        status="succeeded",
+        run_id=run_id,
+        attempts=attempts,
+        planned=result.planned,
+        enqueued=result.enqueued,
+    )
+
+
+def _finish(
+    runtime: Runtime, run_id: int, *, status: str, result: JobResult | None = None, error: str | None = None
+) -> None:
+    with runtime.db.transaction() as cur:
+        cur.execute(
+            "UPDATE job_runs SET status = %s, finished_at = %s, planned = %s, enqueued = %s, error = %s"
+            " WHERE id = %s",
+            (
+                status,
+                runtime.clock.now(),
+                result.planned if result else None,
+                result.enqueued if result else None,
+                error,
+                run_id,
+            ),
+        )
+
+
+def _describe(exc: BaseException) -> str:
+    last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+    where = f" at {last[0].filename.rsplit('/', 1)[-1]}:{last[0].lineno}" if last else ""
+    return f"{type(exc).__name__}: {exc}{where}"[:2000]
+
+
+def handle_scheduled_event(event: dict[str, Any], context: LambdaContextLike | None) -> dict[str, Any]:
+    """What a job function's lambda_handler calls: parse, run, shape the answer."""
+    invocation = ScheduledInvocation.model_validate(event)
+    return run_scheduled_job(invocation, context=context).model_dump(mode="json")

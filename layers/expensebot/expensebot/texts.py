@@ -1,0 +1,61 @@
+"""The words users read. Texts live in locales/<language>.json, keyed by name; this module picks the
+language and formats money the way each language writes it."""
+
+from __future__ import annotations
+
+import json
+from decimal import ROUND_HALF_EVEN, Decimal
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+LOCALES_DIR = Path(__file__).with_name("locales")
+DEFAULT_LANGUAGE = "ru"
+LANGUAGES = ("ru", "en")
+CENT = Decimal("0.01")
+
+
+def language_for(language_code: str | None) -> str:
+    """Russian for everyone but users whose Telegram client is in English."""
+    if language_code and language_code.lower().split("-")[0] == "en":
+        return "en"
+    return DEFAULT_LANGUAGE
+
+
+@cache
+def _catalog(language: str) -> dict[str, Any]:
+    return json.loads((LOCALES_DIR / f"{language}.json").read_text(encoding="utf-8"))
+
+
+def t(language: str, key: str, **values: object) -> str:
+    template = _catalog(language if language in LANGUAGES else DEFAULT_LANGUAGE)[key]
+    return str(template).format(**values)
+
+
+def month_name(language: str, month: int) -> str:
+    return _catalog(language)["months"][month - 1]
+
+
+def category_name(language: str, category: str) -> str:
+    catalog = _catalog(language)
+    return str(catalog.get(f"category.{category}", category))
+
+
+def format_money(amount: Decimal, language: str, symbol: str = "₽") -> str:
+    """Exact to the kopeck: 1234567.5 → '1 234 567,50 ₽' (ru) or '1,234,567.50 ₽' (en)."""
+    quantized = amount.quantize(CENT, rounding=ROUND_HALF_EVEN)
+    sign = "-" if quantized < 0 else ""
+    whole, _, cents = f"{abs(quantized):.2f}".partition(".")
+    groups = []
+    while len(whole) > 3:
+        groups.insert(0, whole[-3:])
+        whole = whole[:-3]
+    groups.insert(0, whole)
+    if language == "en":
+        return f"{sign}{','.join(groups)}.{cents} {symbol}"
+    # U+00A0 keeps the groups and the symbol on one line in Telegram's clients.
+    return f"{sign}{chr(0xA0).join(groups)},{cents}{chr(0xA0)}{symbol}"
+
+
+def format_percent(value: Decimal) -> str:
+    return f"{value.quantize(Decimal('1'), rounding=ROUND_HALF_EVEN)}"

@@ -1,0 +1,124 @@
+"""Shared fixtures: a real PostgreSQL (embedded, or DATABASE_URL), moto for AWS, the Telegram
+stand-in over HTTP, and the application wired from template.yaml."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from expensebot_tools.events import LocalLambdaContext
+from expensebot_tools.local_stack import (
+    LOCAL_BOT_TOKEN,
+    MIGRATIONS_DIR,
+    EmbeddedPostgres,
+    LocalQueues,
+    LocalSystem,
+    local_environment,
+    sqs_client,
+)
+from expensebot_tools.template import Template
+
+EVENTS_DIR = Path(__file__).resolve().parents[1] / "infra" / "events"
+MOSCOW = ZoneInfo("Europe/Moscow")
+
+APPLICATION_TABLES = (
+    "processed_updates", "job_runs", "notifications", "budget_alerts", "budgets",
+    "expenses", "recurring_payments", "users",
+)
+
+
+def load_event(name: str) -> dict[str, Any]:
+    """A sample event from infra/events (the files `sam local invoke -e` takes)."""
+    return json.loads((EVENTS_DIR / name).read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def lambda_context() -> LocalLambdaContext:
+    return LocalLambdaContext(function_name="test-function")
+
+
+@pytest.fixture(scope="session")
+def template() -> Template:
+    return Template()
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """A migrated database for the whole run: DATABASE_URL when set, else an embedded server."""
+    from expensebot.adapters.database import Database
+    from expensebot.adapters.migrations import apply_migrations
+
+    server = None
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        server = EmbeddedPostgres()
+        server.start()
+        url = server.create_database("expensebot_test")
+    database = Database(lambda: url, timezone="Europe/Moscow")
+    apply_migrations(database, MIGRATIONS_DIR)
+    database.close()
+    yield url
+    if server is not None:
+        server.stop()
+
+
+@pytest.fixture
+def clean_database(database_url: str) -> str:
+    import psycopg2
+
+    conn = psycopg2.connect(database_url)
+    with conn, conn.cursor() as cur:
+        cur.execute(f"TRUNCATE {', '.join(APPLICATION_TABLES)} RESTART IDENTITY CASCADE")
+    conn.close()
+    return database_url
+
+
+@pytest.fixture
+def telegram() -> Iterator[Any]:
+    from expensebot_tools.telegram_standin import TelegramStandIn
+
+    standin = TelegramStandIn(tokens=[LOCAL_BOT_TOKEN], enforce_limits=False)
+    standin.start()
+    yield standin
+    standin.stop()
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    from moto import mock_aws
+
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def system(
+    aws: None, template: Template, clean_database: str, telegram: Any, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[LocalSystem]:
+    """The whole application on the local stack, at a virtual 10 March 2026, 09:00 Moscow time."""
+    from expensebot.bootstrap import build_runtime, set_runtime
+    from expensebot.bot import webhook
+    from expensebot.clock import VirtualClock
+
+    sqs = sqs_client()
+    queues = LocalQueues.create(template, sqs)
+    env = local_environment(template, queues, database_url=clean_database, telegram_api_base=telegram.base_url)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    clock = VirtualClock(datetime(2026, 3, 10, 9, 0, tzinfo=MOSCOW))
+    set_runtime(build_runtime(clock=clock))
+    yield LocalSystem(template=template, sqs=sqs, queues=queues, telegram=telegram, clock=clock)
+    webhook.reset()
+    set_runtime(None)
