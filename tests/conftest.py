@@ -12,6 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+
 from expensebot_tools.events import LocalLambdaContext
 from expensebot_tools.local_stack import (
     LOCAL_BOT_TOKEN,

@@ -3,6 +3,7 @@
 The schedule's Input names the job and carries Scheduler's context attributes (template.yaml)."""
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from expensebot.observability import logger, metrics
 from expensebot.scheduling import handle_scheduled_event
 

@@ -1,6 +1,7 @@
 """Telegram's webhook behind API Gateway: the only function that imports aiogram."""
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from expensebot.bot.webhook import handle_webhook_event
 from expensebot.observability import logger, metrics
 

@@ -3,6 +3,7 @@ message, and reports the ones that failed so SQS retries only those."""
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from expensebot.observability import logger, metrics
 from expensebot.worker import run_task_record
 

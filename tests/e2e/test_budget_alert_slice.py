@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 
 import psycopg2
-from expensebot_tools.updates import FakeUser, UpdateFactory
 
+from expensebot_tools.updates import FakeUser, UpdateFactory
 from tests.conftest import MOSCOW
 
 ANNA = FakeUser(user_id=1001, first_name="Анна", username="anna")

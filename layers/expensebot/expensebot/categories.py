@@ -10,17 +10,18 @@ CATEGORIES = (
 )
 
 # Stems, so that "кофе", "кофейня" and "кофемашина" all match "коф"; checked against each word's start.
+# A stem ending in "$" must be the whole word: "бар" is a bar, "барбершоп" is not.
 _KEYWORDS: dict[str, tuple[str, ...]] = {
-    "cafe": ("коф", "кафе", "ресторан", "бар", "обед", "ужин", "завтрак", "пицц", "суши", "шаурм",
-             "бургер", "макдон", "вкусно", "ланч", "чай", "coffee", "cafe", "café", "restaurant", "lunch",
-             "dinner", "breakfast", "pizza", "burger", "bar"),
+    "cafe": ("коф", "кафе", "ресторан", "бар$", "обед", "ужин", "завтрак", "пицц", "суши", "шаурм",
+             "бургер", "макдон", "вкусно", "ланч", "чай$", "coffee", "cafe", "café", "restaurant", "lunch",
+             "dinner", "breakfast", "pizza", "burger", "bar$"),
     "groceries": ("продукт", "магазин", "пятероч", "перекрест", "ашан", "лента", "магнит", "вкусвилл",
                   "хлеб", "молок", "овощ", "фрукт", "мясо", "grocer", "supermarket", "food", "milk", "bread"),
     "transport": ("такси", "метро", "автобус", "бензин", "топлив", "парков", "каршер", "электрич",
-                  "поезд", "трамва", "самолет", "самолёт", "авиа", "taxi", "uber", "metro", "bus", "fuel",
-                  "petrol", "gas", "train", "parking", "flight"),
-    "housing": ("квартир", "аренд", "жкх", "коммунал", "свет", "электроэнерг", "газ", "вод", "ремонт",
-                "rent", "utilit", "electric", "water", "repair"),
+                  "поезд", "трамва", "самолет", "самолёт", "авиа", "taxi", "uber", "metro", "bus$", "fuel",
+                  "petrol", "gas$", "train", "parking", "flight"),
+    "housing": ("квартир", "аренд", "жкх", "коммунал", "свет$", "электроэнерг", "газ$", "газоснаб", "вода$",
+                "водоснаб", "ремонт", "rent", "utilit", "electric", "water", "repair"),
     "health": ("аптек", "лекарств", "врач", "стомат", "клиник", "анализ", "больниц", "таблет", "pharma",
                "doctor", "dentist", "clinic", "medicine", "drug"),
     "entertainment": ("кино", "театр", "концерт", "игр", "музей", "клуб", "подписк", "netflix", "spotify",
@@ -34,9 +35,21 @@ _KEYWORDS: dict[str, tuple[str, ...]] = {
 _WORD = re.compile(r"[\wё]+", re.IGNORECASE)
 
 
+def _fold(text: str) -> str:
+    # "Пятёрочка" and "Пятерочка" are the same shop: most people type е for ё.
+    return text.lower().replace("ё", "е")
+
+
+def _matches(word: str, stem: str) -> bool:
+    return word == stem[:-1] if stem.endswith("$") else word.startswith(stem)
+
+
+_FOLDED = {category: tuple(_fold(stem) for stem in stems) for category, stems in _KEYWORDS.items()}
+
+
 def guess_category(description: str) -> str:
-    words = [word.lower() for word in _WORD.findall(description)]
-    for category, stems in _KEYWORDS.items():
-        if any(word.startswith(stem) for word in words for stem in stems):
+    words = [_fold(word) for word in _WORD.findall(description)]
+    for category, stems in _FOLDED.items():
+        if any(_matches(word, stem) for word in words for stem in stems):
             return category
     return "other"

@@ -11,6 +11,9 @@ MAX_AMOUNT = Decimal("1000000000")
 MAX_DESCRIPTION_LENGTH = 200
 
 _NUMBER_LIKE = re.compile(r"^[-+]?\d[\d\s]*(?:[.,]\d+)?$|^[-+]?[.,]\d+$")
+# "1 000 кофе": Russian writes thousands with spaces, so an amount may span several words.
+_LEADING_GROUP = re.compile(r"^[-+]?\d{1,3}$")
+_THOUSANDS_GROUP = re.compile(r"^\d{3}(?:[.,]\d+)?$")
 
 
 class InvalidInput(ValueError):
@@ -57,13 +60,36 @@ def parse_expense(text: str) -> ExpenseInput | None:
     words = text.strip().split()
     if len(words) < 2:
         return None
-    if looks_like_number(words[0]):
-        amount_token, description_words = words[0], words[1:]
-    elif looks_like_number(words[-1]):
-        amount_token, description_words = words[-1], words[:-1]
+    leading = _amount_words(words)
+    trailing = _amount_words(words, from_end=True)
+    if leading:
+        amount_token, description_words = " ".join(words[:leading]), words[leading:]
+    elif trailing:
+        amount_token, description_words = " ".join(words[-trailing:]), words[:-trailing]
     else:
         return None
     description = " ".join(description_words)
+    if not any(ch.isalpha() for ch in description):
+        return None  # "1 000" or "5 10": numbers only, nothing says what was bought
     if len(description) > MAX_DESCRIPTION_LENGTH:
         raise InvalidInput("description_too_long", description)
     return ExpenseInput(amount=parse_amount(amount_token), description=description)
+
+
+def _amount_words(words: list[str], *, from_end: bool = False) -> int:
+    """How many words at the start (or the end) make the amount, 0 when none do; at least one word is
+    always left for the description. "1 000 000 такси" → 3, "кофе 12 500,50" → 3 from the end."""
+    edge = words[-1] if from_end else words[0]
+    if not looks_like_number(edge):
+        return 0
+    if from_end:
+        for count in range(len(words) - 1, 1, -1):
+            head, *groups = words[-count:]
+            if _LEADING_GROUP.match(head) and all(_THOUSANDS_GROUP.match(g) for g in groups):
+                return count
+        return 1
+    count = 1
+    if _LEADING_GROUP.match(words[0]):
+        while count < len(words) - 1 and _THOUSANDS_GROUP.match(words[count]):
+            count += 1
+    return count

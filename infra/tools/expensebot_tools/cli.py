@@ -1,0 +1,134 @@
+"""The `expensebot` command: the local stack, migrations, and developer checks. Operations commands
+(the seed's `celery inspect`, `purge`, the troubleshooting checklist) join it as `expensebot ops`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from expensebot_tools.template import PROJECT_ROOT, Template
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from expensebot.adapters.database import Database
+    from expensebot.adapters.migrations import apply_migrations, pending
+    from expensebot_tools.local_stack import MIGRATIONS_DIR
+
+    url = args.database_url or os.environ.get("DATABASE_URL")
+    if not url:
+        print("expensebot migrate: no database: pass --database-url or set DATABASE_URL", file=sys.stderr)
+        return 2
+    database = Database(lambda: url, timezone=os.environ.get("APP_TIMEZONE", "Europe/Moscow"))
+    if args.check:
+        waiting = pending(database, MIGRATIONS_DIR)
+        print("schema is current" if not waiting else f"pending: {', '.join(waiting)}")
+        return 1 if waiting else 0
+    applied = apply_migrations(database, MIGRATIONS_DIR)
+    print(f"applied: {', '.join(applied)}" if applied else "schema is current; nothing to apply")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from expensebot_tools.demo import run_demo
+
+    run_demo()
+    return 0
+
+
+_IMPORT_PROBE = """
+import json, sys, time
+sys.path[:0] = [{extra!r}]
+from expensebot_tools.template import load_module
+from pathlib import Path
+started = time.perf_counter()
+load_module(Path({path!r}))
+elapsed = time.perf_counter() - started
+aiogram = any(m.split(".")[0] == "aiogram" for m in sys.modules)
+# What the first invocation adds: the task registry and boto3 (the SQS client is built on first use).
+import expensebot.jobs, boto3
+first_call = time.perf_counter() - started
+print(json.dumps({{"seconds": elapsed, "first_call_seconds": first_call, "aiogram": aiogram}}))
+"""
+
+
+def measure_import(module_path: Path, runs: int = 3) -> dict[str, float | bool]:
+    """Cold import of one handler module in fresh interpreters; the fastest of `runs`."""
+    best: dict[str, float | bool] | None = None
+    for _ in range(runs):
+        code = _IMPORT_PROBE.format(path=str(module_path), extra=str(PROJECT_ROOT / "infra" / "tools"))
+        output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        result = json.loads(output.stdout.strip().splitlines()[-1])
+        if best is None or result["seconds"] < best["seconds"]:
+            best = result
+    assert best is not None
+    return best
+
+
+def cmd_import_times(args: argparse.Namespace) -> int:
+    template = Template()
+    rows = []
+    seen: dict[Path, dict[str, float | bool]] = {}
+    for function_id, spec in sorted(template.functions.items()):
+        if spec.module_path not in seen:
+            seen[spec.module_path] = measure_import(spec.module_path, runs=args.runs)
+        measured = seen[spec.module_path]
+        rows.append(
+            {
+                "function": function_id,
+                "module": str(spec.module_path.relative_to(PROJECT_ROOT)),
+                "import_seconds": round(float(measured["seconds"]), 3),
+                "with_first_call_seconds": round(float(measured["first_call_seconds"]), 3),
+                "imports_aiogram": bool(measured["aiogram"]),
+            }
+        )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    table = Table(title=f"Cold import of each handler module (best of {args.runs}, Python {sys.version.split()[0]})")
+    for column in ("function", "module", "import s", "+ first call s", "aiogram"):
+        table.add_column(column, no_wrap=True)
+    for row in rows:
+        table.add_row(row["function"], row["module"], f"{row['import_seconds']:.3f}",
+                      f"{row['with_first_call_seconds']:.3f}", "yes" if row["imports_aiogram"] else "no")
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=130)
+    console.print(table)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="expensebot", description="ExpenseBot serverless: local stack and tools")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    migrate = commands.add_parser("migrate", help="apply the SQL migrations in infra/migrations")
+    migrate.add_argument("--database-url", help="default: $DATABASE_URL")
+    migrate.add_argument("--check", action="store_true", help="only report pending migrations (exit 1 if any)")
+    migrate.set_defaults(func=cmd_migrate)
+
+    demo = commands.add_parser("demo", help="the budget check end to end on the embedded stack")
+    demo.set_defaults(func=cmd_demo)
+
+    dev = commands.add_parser("dev", help="developer checks")
+    dev_commands = dev.add_subparsers(dest="dev_command", required=True)
+    imports = dev_commands.add_parser("import-times", help="cold import time of every handler module")
+    imports.add_argument("--runs", type=int, default=3)
+    imports.add_argument("--json", action="store_true")
+    imports.set_defaults(func=cmd_import_times)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

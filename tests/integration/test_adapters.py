@@ -1,0 +1,172 @@
+"""The adapters against real peers: PostgreSQL, SQS (moto) and the Telegram stand-in over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import date, timedelta
+from decimal import Decimal
+
+import psycopg2
+import pytest
+
+from expensebot.adapters.database import Database
+from expensebot.adapters.migrations import apply_migrations, pending
+from expensebot.adapters.queues import OutgoingMessage
+from expensebot.adapters.telegram import TelegramClient
+from expensebot.bootstrap import get_runtime
+from expensebot.delivery import Delivery, DeliveryInProgress, OutboundMessage, deliver
+from expensebot.errors import DatabaseUnavailable, TelegramChatUnavailable, TelegramRetryAfter
+from expensebot.jobs.budget_limits import BudgetAlert, send_budget_alert
+from expensebot_tools.local_stack import MIGRATIONS_DIR
+from expensebot_tools.telegram_standin import TelegramStandIn
+
+
+def _insert_user(user_id: int, *, chat_id: int | None = None) -> None:
+    conn = psycopg2.connect(os.environ["DATABASE_URL"])
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO users (user_id, chat_id, created_at, last_seen_at) VALUES (%s, %s, now(), now())",
+            (user_id, chat_id or user_id),
+        )
+    conn.close()
+
+
+def test_migrations_apply_once_and_then_report_nothing_pending(database_url):
+    database = Database(lambda: database_url, timezone="Europe/Moscow")
+    assert apply_migrations(database, MIGRATIONS_DIR) == []
+    assert pending(database, MIGRATIONS_DIR) == []
+    database.close()
+
+
+def test_the_database_session_uses_the_application_time_zone(database_url):
+    database = Database(lambda: database_url, timezone="Asia/Vladivostok")
+    assert database.fetch_all("SELECT current_setting('TimeZone') AS tz") == [{"tz": "Asia/Vladivostok"}]
+    database.close()
+
+
+def test_a_connection_dropped_by_the_server_is_reopened_on_the_next_transaction(database_url):
+    database = Database(lambda: database_url, timezone="Europe/Moscow")
+    pid = database.fetch_all("SELECT pg_backend_pid() AS pid")[0]["pid"]
+    killer = psycopg2.connect(database_url)
+    killer.autocommit = True
+    with killer.cursor() as cur:
+        cur.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    killer.close()
+    with pytest.raises(DatabaseUnavailable):
+        database.fetch_all("SELECT 1")
+    assert database.fetch_all("SELECT 1 AS one") == [{"one": 1}]
+    database.close()
+
+
+def test_an_unreachable_database_raises_the_projects_own_error():
+    database = Database(lambda: "postgresql://nobody@127.0.0.1:1/none", timezone="UTC", connect_timeout=1)
+    with pytest.raises(DatabaseUnavailable, match="cannot connect"):
+        database.fetch_all("SELECT 1")
+
+
+def test_twenty_five_messages_go_out_in_three_batch_calls_and_all_arrive(system, monkeypatch):
+    runtime = get_runtime()
+    calls = []
+    real = runtime.queues.client.send_message_batch
+
+    def counting(**kwargs):
+        calls.append(len(kwargs["Entries"]))
+        return real(**kwargs)
+
+    monkeypatch.setattr(runtime.queues.client, "send_message_batch", counting)
+    sent = runtime.queues.send("default", [OutgoingMessage(json.dumps({"n": i})) for i in range(25)])
+    assert sent == 25 and calls == [10, 10, 5]
+    bodies = []
+    while messages := system.receive_raw("DefaultQueue"):
+        bodies += [json.loads(m["Body"])["n"] for m in messages]
+        system.sqs.delete_message_batch(
+            QueueUrl=system.queues.urls["DefaultQueue"],
+            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+        )
+    assert sorted(bodies) == list(range(25))
+
+
+def test_the_telegram_client_maps_blocked_chats_and_rate_limits(system):
+    runtime = get_runtime()
+    system.telegram.add_chat(42)
+    system.telegram.block(42)
+    with pytest.raises(TelegramChatUnavailable, match="blocked"):
+        runtime.telegram.send_message(42, "hi")
+    with pytest.raises(TelegramChatUnavailable, match="chat not found"):
+        runtime.telegram.send_message(999, "hi")
+    # A stand-in that enforces Telegram's limits: a second message to one chat within a second is a 429.
+    with TelegramStandIn(tokens=[runtime.bot_token()], enforce_limits=True, accept_any_chat=True) as limited:
+        client = TelegramClient(limited.base_url, runtime.bot_token)
+        client.send_message(43, "one")
+        with pytest.raises(TelegramRetryAfter) as caught:
+            client.send_message(43, "two")
+        assert caught.value.retry_after >= 1
+
+
+def test_a_blocked_user_is_deactivated_and_the_message_dropped_not_retried(system):
+    runtime = get_runtime()
+    _insert_user(7)
+    system.telegram.add_chat(7)
+    system.telegram.block(7)
+    result = deliver(runtime, OutboundMessage(dedupe_key="t:7", kind="test", chat_id=7, text="hi", user_id=7))
+    assert result is Delivery.DROPPED
+    rows = runtime.db.fetch_all("SELECT is_active, deactivated_reason FROM users WHERE user_id = 7")
+    assert rows == [{"is_active": False, "deactivated_reason": "Forbidden: bot was blocked by the user"}]
+    assert deliver(runtime, OutboundMessage("t:7", "test", 7, "hi", 7)) is Delivery.ALREADY_SENT
+
+
+def test_a_message_claimed_by_another_worker_waits_and_is_sent_after_the_lease(system):
+    runtime = get_runtime()
+    _insert_user(8)
+    system.telegram.add_chat(8)
+    now = runtime.clock.now()
+    runtime.db.fetch_all(
+        "INSERT INTO notifications (dedupe_key, kind, user_id, chat_id, status, attempts, lease_until, created_at)"
+        " VALUES ('t:8', 'test', 8, 8, 'sending', 1, %s, %s) RETURNING id",
+        (now + timedelta(seconds=60), now),
+    )
+    with pytest.raises(DeliveryInProgress):
+        deliver(runtime, OutboundMessage("t:8", "test", 8, "hi", 8))
+    assert system.telegram.sent_messages(8) == []
+    # The other worker died in the window: after its lease the message goes out (at least once).
+    system.clock.advance(timedelta(seconds=61))
+    assert deliver(runtime, OutboundMessage("t:8", "test", 8, "hi", 8)) is Delivery.SENT
+    assert len(system.telegram.sent_messages(8)) == 1
+
+
+def test_an_alert_superseded_by_a_higher_threshold_is_not_sent(system):
+    runtime = get_runtime()
+    _insert_user(9)
+    system.telegram.add_chat(9)
+    budget_id = runtime.db.fetch_all(
+        "INSERT INTO budgets (user_id, amount, created_at, updated_at) VALUES (9, 1000, now(), now()) RETURNING id"
+    )[0]["id"]
+    month = date(2026, 3, 1)
+    args = {"budget_id": budget_id, "user_id": 9, "chat_id": 9, "month": month,
+            "spent": Decimal("950"), "limit": Decimal("1000")}
+    assert send_budget_alert.run(runtime, {**args, "threshold": 90}) is Delivery.SENT
+    # An older message for 80 % arrives late: the user already heard about 90 %.
+    assert send_budget_alert.run(runtime, {**args, "threshold": 80}) is None
+    assert len(system.telegram.sent_messages(9)) == 1
+    assert BudgetAlert(**args, threshold=90).dedupe_key == f"budget_alert:{budget_id}:2026-03:90"
+
+
+def test_a_poison_message_fails_alone_and_the_rest_of_the_batch_succeeds(system):
+    runtime = get_runtime()
+    _insert_user(10)
+    system.telegram.add_chat(10)
+    budget_id = runtime.db.fetch_all(
+        "INSERT INTO budgets (user_id, amount, created_at, updated_at) VALUES (10, 100, now(), now()) RETURNING id"
+    )[0]["id"]
+    good = BudgetAlert(budget_id=budget_id, user_id=10, chat_id=10, month=date(2026, 3, 1), threshold=80,
+                       spent=Decimal("85"), limit=Decimal("100"))
+    send_budget_alert.delay(good, runtime=runtime)
+    runtime.queues.send("notifications", [OutgoingMessage('{"task": "notifications.nope"}'),
+                                          OutgoingMessage("not even json")])
+    messages = system.receive_raw("NotificationsQueue")
+    assert len(messages) == 3
+    response = system.invoke_worker("NotificationsQueue", messages)
+    failed = {item["itemIdentifier"] for item in response["batchItemFailures"]}
+    assert failed == {m["MessageId"] for m in messages if "send_budget_alert" not in m["Body"]}
+    assert len(system.telegram.sent_messages(10)) == 1

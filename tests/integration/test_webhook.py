@@ -1,0 +1,165 @@
+"""The webhook as Telegram and API Gateway drive it: the secret token, redeliveries, bad bodies, and a
+database that is down. Each test checks both the HTTP answer and what was (not) stored."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime
+
+import psycopg2
+import pytest
+
+from expensebot_tools.events import api_gateway_event
+from expensebot_tools.updates import FakeUser, UpdateFactory
+from tests.conftest import MOSCOW
+
+ANNA = FakeUser(user_id=1001, first_name="Анна")
+EMMA = FakeUser(user_id=1004, first_name="Emma", language_code="en")
+AT = datetime(2026, 3, 10, 9, 0, tzinfo=MOSCOW)
+
+
+def _count(sql: str) -> int:
+    conn = psycopg2.connect(os.environ["DATABASE_URL"])
+    with conn, conn.cursor() as cur:
+        cur.execute(sql)
+        value = cur.fetchone()[0]
+    conn.close()
+    return value
+
+
+@pytest.fixture
+def updates():
+    return UpdateFactory()
+
+
+def test_a_request_without_the_secret_token_is_refused_and_stores_nothing(system, updates):
+    system.telegram.add_chat(ANNA.user_id)
+    response = system.post_update(updates.message(ANNA, "250 кофе", AT), secret="")
+    assert response["statusCode"] == 401
+    assert _count("SELECT count(*) FROM expenses") == 0
+    assert system.telegram.sent_messages() == []
+
+
+def test_a_request_with_a_wrong_secret_token_is_refused(system, updates):
+    response = system.post_update(updates.message(ANNA, "250 кофе", AT), secret="local-webhook-secreT")
+    assert response["statusCode"] == 401
+    assert _count("SELECT count(*) FROM processed_updates") == 0
+
+
+def test_an_expense_is_stored_with_its_category_and_confirmed(system, updates):
+    system.telegram.add_chat(ANNA.user_id)
+    response = system.post_update(updates.message(ANNA, "250,50 такси", AT))
+    assert response["statusCode"] == 200
+    conn = psycopg2.connect(os.environ["DATABASE_URL"])
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT amount::text, category, description, spent_at FROM expenses")
+        assert cur.fetchall() == [("250.50", "transport", "такси", AT)]
+    conn.close()
+    (reply,) = system.telegram.sent_messages(ANNA.user_id)
+    assert "250,50" in reply.params["text"] and "транспорт" in reply.params["text"]
+
+
+def test_a_redelivered_update_stores_the_expense_once_and_replies_once(system, updates):
+    system.telegram.add_chat(ANNA.user_id)
+    update = updates.message(ANNA, "250 кофе", AT)
+    first = system.post_update(update)
+    second = system.post_update(update)
+    assert (first["statusCode"], second["statusCode"]) == (200, 200)
+    assert json.loads(second["body"])["status"] == "duplicate"
+    assert _count("SELECT count(*) FROM expenses") == 1
+    assert len(system.telegram.sent_messages(ANNA.user_id)) == 1
+
+
+def test_an_unsupported_update_type_is_acknowledged_and_ignored(system):
+    edited = {
+        "update_id": 5,
+        "edited_message": {
+            "message_id": 1, "date": int(AT.timestamp()), "edit_date": int(AT.timestamp()),
+            "chat": {"id": 1001, "type": "private"}, "from": ANNA.as_telegram(), "text": "300 кофе",
+        },
+    }
+    response = system.post_update(edited)
+    assert response["statusCode"] == 200
+    assert json.loads(response["body"])["status"] == "ignored"
+    assert _count("SELECT count(*) FROM expenses") == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ("not json at all", "not JSON"),
+        ("[1, 2]", "no integer update_id"),
+        ('{"update_id": "x"}', "no integer update_id"),
+        ('{"update_id": 7, "message": {"text": "no chat, no date"}}', "not a Telegram update"),
+    ],
+)
+def test_a_body_that_is_not_a_telegram_update_gets_400_with_the_reason(system, body, fragment):
+    handler = system.template.load_handler("WebhookFunction")
+    from expensebot_tools.events import LocalLambdaContext
+
+    response = handler(api_gateway_event(body, secret="local-webhook-secret"), LocalLambdaContext())
+    assert response["statusCode"] == 400
+    assert fragment in json.loads(response["body"])["error"]
+
+
+def test_a_base64_encoded_body_is_decoded(system, updates):
+    from expensebot_tools.events import LocalLambdaContext
+
+    system.telegram.add_chat(ANNA.user_id)
+    handler = system.template.load_handler("WebhookFunction")
+    event = api_gateway_event(updates.message(ANNA, "100 хлеб", AT), secret="local-webhook-secret", base64_body=True)
+    assert handler(event, LocalLambdaContext())["statusCode"] == 200
+    assert _count("SELECT count(*) FROM expenses WHERE category = 'groceries'") == 1
+
+
+def test_the_database_down_answers_503_so_telegram_retries_and_the_retry_is_processed_once(
+    system, updates, monkeypatch
+):
+    from expensebot.bootstrap import build_runtime, get_runtime, set_runtime
+
+    system.telegram.add_chat(ANNA.user_id)
+    update = updates.message(ANNA, "250 кофе", AT)
+    working = get_runtime()
+    monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
+    set_runtime(build_runtime(clock=system.clock))
+    assert system.post_update(update)["statusCode"] == 503
+
+    monkeypatch.setenv("DATABASE_URL", working.settings.database_url.get_secret_value())
+    set_runtime(build_runtime(clock=system.clock))
+    assert system.post_update(update)["statusCode"] == 200
+    assert system.post_update(update)["statusCode"] == 200
+    assert _count("SELECT count(*) FROM expenses") == 1
+
+
+def test_english_speaking_users_get_english_replies(system, updates):
+    system.telegram.add_chat(EMMA.user_id)
+    system.post_update(updates.message(EMMA, "/budget 300", AT))
+    system.post_update(updates.message(EMMA, "coffee 120", AT))
+    replies = [c.params["text"] for c in system.telegram.sent_messages(EMMA.user_id)]
+    assert replies[0] == "Monthly budget: 300.00 ₽."
+    assert replies[1].startswith("Recorded 120.00 ₽ — cafés and restaurants (coffee).")
+
+
+def test_invalid_amounts_get_a_clear_reply_and_store_nothing(system, updates):
+    system.telegram.add_chat(ANNA.user_id)
+    for text in ("0 кофе", "-5 кофе", "1000000001 кофе", "12.345 кофе"):
+        assert system.post_update(updates.message(ANNA, text, AT))["statusCode"] == 200
+    replies = [c.params["text"] for c in system.telegram.sent_messages(ANNA.user_id)]
+    assert len(replies) == 4 and all(r.startswith("Сумма") for r in replies)
+    assert _count("SELECT count(*) FROM expenses") == 0
+
+
+def test_a_bug_hit_by_one_update_answers_200_and_is_recorded(system, updates, monkeypatch):
+    from expensebot.bot.handlers import expenses
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(expenses, "record_expense", broken)
+    system.telegram.add_chat(ANNA.user_id)
+    response = system.post_update(updates.message(ANNA, "250 кофе", AT))
+    assert response["statusCode"] == 200
+    assert json.loads(response["body"])["status"] == "failed"
+    assert _count("SELECT count(*) FROM processed_updates WHERE outcome LIKE 'failed:%'") == 1
+    assert _count("SELECT count(*) FROM expenses") == 0
