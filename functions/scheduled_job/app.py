@@ -4,10 +4,11 @@ The schedule's Input names the job and carries Scheduler's context attributes (t
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from expensebot.observability import logger, metrics
+from expensebot.observability import logger, metrics, tracer
 from expensebot.scheduling import handle_scheduled_event
 
 
+@tracer.capture_lambda_handler
 @logger.inject_lambda_context(log_event=True)
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:

@@ -3,9 +3,10 @@
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from expensebot.bot.webhook import handle_webhook_event
-from expensebot.observability import logger, metrics
+from expensebot.observability import logger, metrics, tracer
 
 
+@tracer.capture_lambda_handler
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:

@@ -4,12 +4,13 @@ message, and reports the ones that failed so SQS retries only those."""
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from expensebot.observability import logger, metrics
+from expensebot.observability import logger, metrics, tracer
 from expensebot.worker import run_task_record
 
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
+@tracer.capture_lambda_handler
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:

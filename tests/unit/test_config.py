@@ -86,7 +86,7 @@ def test_other_values_are_read_from_their_variables(monkeypatch: pytest.MonkeyPa
         ("ADMIN_CHAT_IDS", "1, abc", "'abc' is not a Telegram chat id"),
         ("BUDGET_THRESHOLDS", "80,80", "thresholds must not repeat"),
         ("BUDGET_THRESHOLDS", "0", "thresholds are percentages between 1 and 1000"),
-        ("BUDGET_THRESHOLDS", "", "at least one threshold is needed"),
+        ("BUDGET_THRESHOLDS", " , ", "at least one threshold is needed"),
         ("BUDGET_THRESHOLDS", "80%,90", "'80%' is not a whole percentage"),
         ("BUDGET_THRESHOLDS", "-10", "is not a whole percentage"),
     ],
@@ -125,3 +125,11 @@ def test_a_queue_without_a_url_has_none() -> None:
 def test_an_unknown_queue_name_raises_key_error() -> None:
     with pytest.raises(KeyError, match="unknown queue 'celery'"):
         build().queue_url("celery")
+
+
+def test_an_empty_variable_counts_as_unset_because_the_template_declares_local_only_ones_blank(monkeypatch):
+    monkeypatch.setenv("BUDGET_THRESHOLDS", "")
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "")
+    settings = Settings(_env_file=None)
+    assert settings.budget_thresholds == [80, 90, 100]
+    assert settings.telegram_bot_token is None

@@ -67,10 +67,13 @@ def _dsn_from_rds_secret(secret: dict[str, Any], *, host_override: str | None) -
     return f"postgresql://{quote(user)}:{quote(password)}@{host}:{port}/{quote(dbname)}?sslmode=require"
 
 
-def _sqs_client() -> Any:
-    import boto3  # imported on first use: ~0.3 s of cold start that the webhook's common path skips
+def _sqs_client_factory(settings: Settings) -> Callable[[], Any]:
+    def create() -> Any:
+        import boto3  # imported on first use: ~0.3 s of cold start that the webhook's common path skips
 
-    return boto3.client("sqs")
+        return boto3.client("sqs", endpoint_url=settings.sqs_endpoint_url)
+
+    return create
 
 
 def build_runtime(settings: Settings | None = None, clock: Clock | None = None) -> Runtime:
@@ -84,7 +87,7 @@ def build_runtime(settings: Settings | None = None, clock: Clock | None = None) 
             timezone=settings.app_timezone,
             connect_timeout=settings.database_connect_timeout,
         ),
-        queues=QueueClient(settings.queue_url, _sqs_client),
+        queues=QueueClient(settings.queue_url, _sqs_client_factory(settings)),
         telegram=TelegramClient(
             settings.telegram_api_base,
             lambda: runtime.bot_token(),

@@ -24,7 +24,8 @@ def _split_csv(value: object) -> object:
 class Settings(BaseSettings):
     """Every variable is documented in the README's configuration table."""
 
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+    # An empty variable counts as unset: the template declares local-only variables blank.
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, env_ignore_empty=True)
 
     # Lambda reserves TZ, so the application's zone has a name of its own.
     app_timezone: str = Field("Europe/Moscow", validation_alias="APP_TIMEZONE")
@@ -60,6 +61,9 @@ class Settings(BaseSettings):
     queue_url_recurring: str | None = Field(None, validation_alias="QUEUE_URL_RECURRING")
     queue_url_maintenance: str | None = Field(None, validation_alias="QUEUE_URL_MAINTENANCE")
     queue_url_notifications: str | None = Field(None, validation_alias="QUEUE_URL_NOTIFICATIONS")
+
+    # A local SQS endpoint (moto server) for `sam local invoke`; empty in AWS.
+    sqs_endpoint_url: str | None = Field(None, validation_alias="SQS_ENDPOINT_URL")
 
     currency_symbol: str = Field("₽", validation_alias="CURRENCY_SYMBOL")
 

@@ -1,0 +1,279 @@
+"""The sample events of infra/events (what `sam local invoke <Function> -e <file>` takes) run through the same
+handlers on the local stack, and are checked against template.yaml so they cannot drift from it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import psycopg2
+import pytest
+
+from expensebot_tools.events import api_gateway_event, schedule_event
+from tests.conftest import EVENTS_DIR, MOSCOW, load_event
+
+SQS_RECORD_FIELDS = {
+    "messageId", "receiptHandle", "body", "attributes", "messageAttributes", "md5OfBody", "eventSource",
+    "eventSourceARN", "awsRegion",
+}
+SQS_RECORD_ATTRIBUTES = {"ApproximateReceiveCount", "SentTimestamp", "SenderId", "ApproximateFirstReceiveTimestamp"}
+LOCAL_RUN_VARIABLES = {"DATABASE_URL", "TELEGRAM_BOT_TOKEN", "WEBHOOK_SECRET", "TELEGRAM_API_BASE", "APP_TIMEZONE"}
+ANNA = 1001
+
+
+def _scheduled_time(event: dict[str, Any]) -> datetime:
+    return datetime.strptime(event["scheduled_time"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+def _job_in(schedule_input: str) -> str:
+    return json.loads(schedule_input)["job"]
+
+
+def _register_budget(user_id: int, category: str | None, amount: str) -> int:
+    """User and budget rows as the bot's /start and /budget would leave them; returns the budget's id."""
+    now = datetime(2026, 3, 1, 12, 0, tzinfo=MOSCOW)
+    conn = psycopg2.connect(os.environ["DATABASE_URL"])
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO users (user_id, chat_id, language_code, created_at, last_seen_at)"
+            " VALUES (%s, %s, 'ru', %s, %s)",
+            (user_id, user_id, now, now),
+        )
+        cur.execute(
+            "INSERT INTO budgets (user_id, category, amount, created_at, updated_at) VALUES (%s, %s, %s, %s, %s)"
+            " RETURNING id",
+            (user_id, category, Decimal(amount), now, now),
+        )
+        (budget_id,) = cur.fetchone()
+    conn.close()
+    return budget_id
+
+
+def _query(sql: str) -> list[tuple[Any, ...]]:
+    conn = psycopg2.connect(os.environ["DATABASE_URL"])
+    with conn, conn.cursor() as cur:
+        cur.execute(sql)
+        rows = cur.fetchall()
+    conn.close()
+    return rows
+
+
+# ---------------------------------------------------------------- a tiny evaluator of Scheduler's cron()
+
+_DAY_NAMES = {"SUN": 1, "MON": 2, "TUE": 3, "WED": 4, "THU": 5, "FRI": 6, "SAT": 7}
+
+
+def _field_matches(field: str, value: int) -> bool:
+    for part in field.upper().split(","):
+        if part in ("*", "?"):
+            return True
+        part = re.sub("|".join(_DAY_NAMES), lambda m: str(_DAY_NAMES[m.group(0)]), part)
+        base, _, step = part.partition("/")
+        if base == "*":
+            low, high = 0, 10_000
+        elif "-" in base:
+            low, high = (int(x) for x in base.split("-"))
+        else:
+            low = int(base)
+            high = 10_000 if step else low
+        if low <= value <= high and (value - low) % int(step or 1) == 0:
+            return True
+    return False
+
+
+def cron_fires_at(expression: str, local: datetime) -> bool:
+    """Whether a Scheduler `cron(min hour day-of-month month day-of-week year)` fires at this local minute."""
+    match = re.fullmatch(r"cron\((.+)\)", expression)
+    assert match, f"not a cron expression: {expression}"
+    minute, hour, day, month, weekday, year = match.group(1).split()
+    aws_weekday = local.isoweekday() % 7 + 1  # SUN=1 ... SAT=7
+    return (
+        local.second == 0
+        and _field_matches(minute, local.minute)
+        and _field_matches(hour, local.hour)
+        and _field_matches(day, local.day)
+        and _field_matches(month, local.month)
+        and _field_matches(weekday, aws_weekday)
+        and _field_matches(year, local.year)
+    )
+
+
+def test_the_cron_evaluator_reads_scheduler_expressions():
+    monday_0930 = datetime(2026, 3, 9, 9, 30, tzinfo=MOSCOW)
+    assert cron_fires_at("cron(0/30 * * * ? *)", monday_0930)
+    assert not cron_fires_at("cron(0/30 * * * ? *)", monday_0930.replace(minute=15))
+    assert cron_fires_at("cron(0 3 ? * SUN *)", datetime(2026, 3, 8, 3, 0, tzinfo=MOSCOW))
+    assert not cron_fires_at("cron(0 3 ? * SUN *)", datetime(2026, 3, 9, 3, 0, tzinfo=MOSCOW))
+
+
+# ---------------------------------------------------------------- the files against template.yaml
+
+
+def test_there_is_one_schedule_event_per_scheduled_job_of_the_template(template):
+    jobs = {_job_in(schedule.input) for schedule in template.schedules()}
+    assert {path.name for path in EVENTS_DIR.glob("schedule_*.json")} == {f"schedule_{job}.json" for job in jobs}
+
+
+def test_every_schedule_event_is_what_scheduler_delivers_from_its_functions_input(template):
+    for schedule in template.schedules():
+        event = load_event(f"schedule_{_job_in(schedule.input)}.json")
+        expected = schedule_event(
+            schedule.input, _scheduled_time(event), attempt=int(event["attempt"]), execution_id=event["execution_id"]
+        )
+        assert event == expected, schedule.function_id
+        assert event["job"] == template.functions[schedule.function_id].properties["Environment"]["Variables"][
+            "JOB_NAME"
+        ]
+
+
+def test_every_schedule_event_falls_on_a_slot_of_its_schedule_in_the_template_time_zone(template):
+    zone = ZoneInfo(template.parameter_defaults()["TimeZone"])
+    for schedule in template.schedules():
+        event = load_event(f"schedule_{_job_in(schedule.input)}.json")
+        local = _scheduled_time(event).astimezone(zone)
+        assert cron_fires_at(schedule.expression, local), f"{event['job']}: {local} is no slot of {schedule.expression}"
+        assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", event["execution_id"])
+        assert event["attempt"] == "1"
+
+
+def test_the_monthly_report_event_is_the_20_00_slot_of_a_months_last_day(template):
+    event = load_event("schedule_send_monthly_reports.json")
+    local = _scheduled_time(event).astimezone(ZoneInfo(template.parameter_defaults()["TimeZone"]))
+    assert (local.hour, local.minute) == (20, 0)
+    assert (local + timedelta(days=1)).day == 1, f"{local:%Y-%m-%d} is not the last day of its month"
+
+
+@pytest.mark.parametrize("name", ["sqs_notifications_budget_alert.json", "sqs_poison_message.json"])
+def test_every_sqs_record_has_the_fields_lambda_sends_and_the_real_md5_of_its_body(name):
+    records = load_event(name)["Records"]
+    assert records
+    for record in records:
+        assert set(record) == SQS_RECORD_FIELDS
+        assert set(record["attributes"]) == SQS_RECORD_ATTRIBUTES
+        assert record["md5OfBody"] == hashlib.md5(record["body"].encode()).hexdigest()
+        assert record["eventSource"] == "aws:sqs"
+        assert record["awsRegion"] == record["eventSourceARN"].split(":")[3]
+    assert len({r["messageId"] for r in records}) == len(records)
+
+
+@pytest.mark.parametrize("name", ["sqs_notifications_budget_alert.json", "sqs_poison_message.json"])
+def test_the_sqs_events_come_from_the_queue_the_notifications_worker_consumes(template, name):
+    (subscription,) = [s for s in template.subscriptions() if s.function_id == "NotificationsWorkerFunction"]
+    for record in load_event(name)["Records"]:
+        assert record["eventSourceARN"].rsplit(":", 1)[1].endswith(subscription.queue_id)
+
+
+def test_the_budget_alert_record_is_a_task_message_for_the_notifications_queue():
+    from expensebot.jobs.budget_limits import BudgetAlert
+    from expensebot.tasks import lookup, parse_message
+
+    (record,) = load_event("sqs_notifications_budget_alert.json")["Records"]
+    message = parse_message(record["body"])
+    task = lookup(message.task)
+    assert (task.name, task.queue) == ("notifications.send_budget_alert", "notifications")
+    alert = BudgetAlert.model_validate(message.args)
+    assert (alert.user_id, alert.threshold) == (ANNA, 80)
+    assert message.job_run_id is None
+
+
+def test_the_webhook_event_is_an_http_api_request_to_the_templates_webhook_route(template):
+    event = load_event("apigw_webhook_expense.json")
+    (route,) = [e["Properties"] for e in template.functions["WebhookFunction"].properties["Events"].values()]
+    built = api_gateway_event(json.loads(event["body"]), secret="x", path=route["Path"])
+    assert set(event) == set(built) and set(event["requestContext"]) == set(built["requestContext"])
+    assert event["routeKey"] == f"{route['Method'].upper()} {route['Path']}"
+    assert event["requestContext"]["http"]["method"] == route["Method"].upper()
+    assert event["headers"]["x-telegram-bot-api-secret-token"] == "local-webhook-secret"
+    message = json.loads(event["body"])["message"]
+    assert (message["from"]["id"], message["chat"]["type"], message["text"]) == (ANNA, "private", "250 кофе")
+
+
+def test_env_json_names_exactly_the_functions_of_the_template(template):
+    assert set(load_event("env.json")) == set(template.functions)
+
+
+def test_env_json_gives_every_function_what_a_local_run_needs(template):
+    env = load_event("env.json")
+    queue_variables = {name for name in template.globals["Environment"]["Variables"] if name.startswith("QUEUE_URL_")}
+    webhook_secret = load_event("apigw_webhook_expense.json")["headers"]["x-telegram-bot-api-secret-token"]
+    assert "Parameters" not in env
+    for function_id, variables in env.items():
+        assert LOCAL_RUN_VARIABLES | queue_variables <= set(variables), function_id
+        assert all(isinstance(value, str) for value in variables.values()), function_id
+        assert variables["APP_TIMEZONE"] == template.parameter_defaults()["TimeZone"]
+        assert variables["WEBHOOK_SECRET"] == webhook_secret
+        for name in queue_variables:
+            queue_id = name.removeprefix("QUEUE_URL_").capitalize() + "Queue"
+            assert queue_id in template.queues and variables[name].endswith(f"-{queue_id}"), (function_id, name)
+
+
+def test_every_env_json_variable_is_declared_in_the_template_so_sam_local_applies_it(template):
+    declared_globally = set(template.globals["Environment"]["Variables"])
+    for function_id, variables in load_event("env.json").items():
+        declared = declared_globally | set(
+            template.functions[function_id].properties.get("Environment", {}).get("Variables", {})
+        )
+        assert set(variables) <= declared, (function_id, sorted(set(variables) - declared))
+
+
+# ---------------------------------------------------------------- the handlers, fed the files
+
+
+def test_the_budget_check_schedule_event_runs_once_and_its_second_delivery_is_a_duplicate(
+    system, template, lambda_context
+):
+    handler = template.load_handler("CheckBudgetLimitsFunction")
+    event = load_event("schedule_check_budget_limits.json")
+
+    first = handler(event, lambda_context)
+    second = handler(event, lambda_context)
+
+    assert (first["job"], first["status"], first["enqueued"]) == ("check_budget_limits", "succeeded", 0)
+    assert second["status"] == "duplicate"
+    assert _query("SELECT job, status, attempts FROM job_runs") == [("check_budget_limits", "succeeded", 1)]
+
+
+def test_the_budget_alert_event_sends_one_alert_through_the_notifications_worker(system, template, lambda_context):
+    event = load_event("sqs_notifications_budget_alert.json")
+    alert = json.loads(event["Records"][0]["body"])["args"]
+    assert _register_budget(ANNA, alert["category"], alert["limit"]) == alert["budget_id"]
+    system.telegram.add_chat(ANNA)
+
+    response = template.load_handler("NotificationsWorkerFunction")(event, lambda_context)
+
+    assert response == {"batchItemFailures": []}
+    texts = [call.params["text"] for call in system.telegram.sent_messages(ANNA)]
+    assert len(texts) == 1 and "80 %" in texts[0]
+
+
+def test_a_poison_record_fails_alone_while_the_budget_alert_beside_it_is_delivered(
+    system, template, lambda_context
+):
+    event = load_event("sqs_poison_message.json")
+    good, poison = event["Records"]
+    alert = json.loads(good["body"])["args"]
+    assert _register_budget(ANNA, alert["category"], alert["limit"]) == alert["budget_id"]
+    system.telegram.add_chat(ANNA)
+
+    response = template.load_handler("NotificationsWorkerFunction")(event, lambda_context)
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": poison["messageId"]}]}
+    assert len(system.telegram.sent_messages(ANNA)) == 1
+    assert _query("SELECT kind, status, attempts FROM notifications") == [("budget_alert", "sent", 1)]
+
+
+def test_the_webhook_event_answers_200_and_stores_a_250_cafe_expense(system, template, lambda_context):
+    system.telegram.add_chat(ANNA)
+
+    response = template.load_handler("WebhookFunction")(load_event("apigw_webhook_expense.json"), lambda_context)
+
+    assert response["statusCode"] == 200, response
+    assert json.loads(response["body"]) == {"status": "handled"}
+    assert _query("SELECT user_id, amount, category FROM expenses") == [(ANNA, Decimal("250.00"), "cafe")]
+    assert len(system.telegram.sent_messages(ANNA)) == 1
