@@ -118,38 +118,6 @@ class DrainResult:
     failures: list[str] = field(default_factory=list)
 
 
-def drain_queue(
-    template: Template, sqs: Any, queues: LocalQueues, function_id: str, *, max_batches: int = 1000
-) -> DrainResult:
-    """Does what Lambda's event source mapping does: receive up to BatchSize messages, call the worker
-    with the SQS event, delete what succeeded. Failed records stay in the queue (invisible for their
-    visibility timeout, then redelivered, then the DLQ by the redrive policy)."""
-    subscription = next(s for s in template.subscriptions() if s.function_id == function_id)
-    handler = template.load_handler(function_id)
-    url, arn = queues.urls[subscription.queue_id], queues.arns[subscription.queue_id]
-    result = DrainResult()
-    for _ in range(max_batches):
-        received = sqs.receive_message(
-            QueueUrl=url, MaxNumberOfMessages=min(10, subscription.batch_size),
-            AttributeNames=["All"], MessageAttributeNames=["All"], WaitTimeSeconds=0,
-        ).get("Messages", [])
-        if not received:
-            break
-        result.batches += 1
-        response = handler(sqs_event(received, arn), LocalLambdaContext(function_name=function_id))
-        failed_ids = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])}
-        done = [m for m in received if m["MessageId"] not in failed_ids]
-        if done:
-            sqs.delete_message_batch(
-                QueueUrl=url,
-                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
-            )
-        result.processed += len(done)
-        result.failed += len(failed_ids)
-        result.failures.extend(sorted(failed_ids))
-    return result
-
-
 @contextmanager
 def environment(values: dict[str, str]) -> Iterator[None]:
     """Sets process environment variables for the block, as Lambda sets a function's environment."""
@@ -166,11 +134,11 @@ def environment(values: dict[str, str]) -> Iterator[None]:
 
 
 def local_environment(template: Template, queues: LocalQueues, *, database_url: str, telegram_api_base: str,
-                      function_id: str = "CheckBudgetLimitsFunction",
                       parameters: dict[str, Any] | None = None) -> dict[str, str]:
-    """One function's environment as the template defines it, plus what only a local run sets: the
-    database URL and the plain bot token and webhook secret instead of Secrets Manager names."""
-    env = template.environment(function_id, queues.resolver(template, parameters))
+    """The environment every function shares (the template's Globals), plus what only a local run sets:
+    the database URL, and the plain bot token and webhook secret instead of Secrets Manager names.
+    What one function sets beyond Globals (JOB_NAME, QUEUE_NAME) LocalSystem sets around each call."""
+    env = template.environment(None, queues.resolver(template, parameters))
     for name in ("TELEGRAM_BOT_TOKEN_SECRET_NAME", "WEBHOOK_SECRET_NAME", "DATABASE_SECRET_ARN"):
         env.pop(name, None)
     env.update(
@@ -193,7 +161,6 @@ __all__ = [
     "EmbeddedPostgres",
     "LocalLambdaContext",
     "LocalQueues",
-    "drain_queue",
     "environment",
     "local_environment",
     "sqs_client",
@@ -215,38 +182,67 @@ class LocalSystem:
         self._schedules = {s.function_id: s for s in template.schedules()}
         self._worker_for_queue = {s.queue_id: s.function_id for s in template.subscriptions()}
 
+    def invoke(self, function_id: str, event: dict[str, Any]) -> Any:
+        """Calls a function's handler with an event, its own variables (JOB_NAME, QUEUE_NAME) set."""
+        spec = self.template.functions[function_id]
+        own = self.template.own_environment(function_id)
+        # Secret names stay unset locally: the plain values in the shared environment are used.
+        own = {k: v for k, v in own.items() if not k.endswith("_SECRET_NAME")}
+        variables = {k: str(v) for k, v in self.queues.resolver(self.template).resolve(own).items()}
+        with environment(variables):
+            return self.template.load_handler(function_id)(
+                event, LocalLambdaContext(function_name=function_id, timeout_seconds=spec.timeout)
+            )
+
     def post_update(self, update: dict[str, Any], *, secret: str | None = None) -> dict[str, Any]:
         from expensebot_tools.events import api_gateway_event
 
-        handler = self.template.load_handler(self.WEBHOOK_FUNCTION)
         secret = os.environ.get("WEBHOOK_SECRET", LOCAL_WEBHOOK_SECRET) if secret is None else secret
-        return handler(api_gateway_event(update, secret=secret),
-                       LocalLambdaContext(function_name=self.WEBHOOK_FUNCTION, timeout_seconds=25))
+        return self.invoke(self.WEBHOOK_FUNCTION, api_gateway_event(update, secret=secret))
 
     def fire_schedule(self, function_id: str, scheduled_time: Any, *, attempt: int = 1) -> dict[str, Any]:
         from expensebot_tools.events import schedule_event
 
         schedule = self._schedules[function_id]
-        handler = self.template.load_handler(function_id)
-        event = schedule_event(schedule.input, scheduled_time, attempt=attempt)
-        return handler(event, LocalLambdaContext(function_name=function_id))
+        return self.invoke(function_id, schedule_event(schedule.input, scheduled_time, attempt=attempt))
 
     def worker_for(self, queue_id: str) -> str:
         return self._worker_for_queue[queue_id]
 
-    def drain(self, queue_id: str) -> DrainResult:
-        return drain_queue(self.template, self.sqs, self.queues, self.worker_for(queue_id))
+    def drain(self, queue_id: str, *, max_batches: int = 1000) -> DrainResult:
+        """Does what Lambda's event source mapping does: receive up to BatchSize messages, call the worker
+        with the SQS event, delete what succeeded. Failed records stay in the queue (invisible for their
+        visibility timeout, then redelivered, then moved to the DLQ by the redrive policy)."""
+        function_id = self.worker_for(queue_id)
+        subscription = next(s for s in self.template.subscriptions() if s.function_id == function_id)
+        url = self.queues.urls[queue_id]
+        result = DrainResult()
+        for _ in range(max_batches):
+            received = self.receive_raw(queue_id, max_messages=min(10, subscription.batch_size))
+            if not received:
+                break
+            result.batches += 1
+            response = self.invoke(function_id, sqs_event(received, self.queues.arns[queue_id]))
+            failed_ids = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])}
+            done = [m for m in received if m["MessageId"] not in failed_ids]
+            if done:
+                self.sqs.delete_message_batch(
+                    QueueUrl=url,
+                    Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
+                )
+            result.processed += len(done)
+            result.failed += len(failed_ids)
+            result.failures.extend(sorted(failed_ids))
+        return result
 
     def receive_raw(self, queue_id: str, max_messages: int = 10) -> list[dict[str, Any]]:
         return self.sqs.receive_message(
             QueueUrl=self.queues.urls[queue_id], MaxNumberOfMessages=max_messages,
-            AttributeNames=["All"], WaitTimeSeconds=0,
+            AttributeNames=["All"], MessageAttributeNames=["All"], WaitTimeSeconds=0,
         ).get("Messages", [])
 
     def invoke_worker(self, queue_id: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
-        function_id = self.worker_for(queue_id)
-        handler = self.template.load_handler(function_id)
-        return handler(sqs_event(messages, self.queues.arns[queue_id]), LocalLambdaContext(function_name=function_id))
+        return self.invoke(self.worker_for(queue_id), sqs_event(messages, self.queues.arns[queue_id]))
 
     def depth(self, queue_id: str) -> int:
         attributes = self.sqs.get_queue_attributes(

@@ -253,12 +253,18 @@ class Template:
                     )
         return found
 
-    def environment(self, function_id: str, resolver: Resolver) -> dict[str, str]:
-        """The function's environment as Lambda would see it: Globals merged with its own variables."""
+    def environment(self, function_id: str | None, resolver: Resolver) -> dict[str, str]:
+        """A function's environment as Lambda would see it: Globals merged with its own variables.
+        With no function, only what Globals give every function."""
         merged = dict(self.globals.get("Environment", {}).get("Variables", {}))
-        merged.update(self.functions[function_id].properties.get("Environment", {}).get("Variables", {}))
+        if function_id is not None:
+            merged.update(self.own_environment(function_id))
         resolved = resolver.resolve(merged)
         return {k: str(v) for k, v in resolved.items()}
+
+    def own_environment(self, function_id: str) -> dict[str, Any]:
+        """The variables a function sets beyond Globals (unresolved)."""
+        return dict(self.functions[function_id].properties.get("Environment", {}).get("Variables", {}))
 
     def load_handler(self, function_id: str) -> Callable[..., Any]:
         spec = self.functions[function_id]

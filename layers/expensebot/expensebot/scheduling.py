@@ -3,6 +3,7 @@ the soft deadline that replaces Celery's task_soft_time_limit."""
 
 from __future__ import annotations
 
+import os
 import time
 import traceback
 from collections.abc import Callable
@@ -204,4 +205,9 @@ def _describe(exc: BaseException) -> str:
 def handle_scheduled_event(event: dict[str, Any], context: LambdaContextLike | None) -> dict[str, Any]:
     """What a job function's lambda_handler calls: parse, run, shape the answer."""
     invocation = ScheduledInvocation.model_validate(event)
+    # Five functions share this handler; each is told its job (JOB_NAME). An event for another job
+    # (a schedule pointed at the wrong function, a wrong `sam local invoke -e` file) is refused.
+    expected = os.environ.get("JOB_NAME")
+    if expected and expected != invocation.job:
+        raise ConfigurationError(f"this function runs {expected!r}, but the event is for {invocation.job!r}")
     return run_scheduled_job(invocation, context=context).model_dump(mode="json")
