@@ -13,12 +13,18 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 QUEUE_NAMES = ("default", "reports", "recurring", "maintenance", "notifications")
 
 
-def _split_csv(value: object) -> object:
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
+def _whole_numbers(value: object, *, signed: bool, what: str) -> object:
+    """'1, -100200' → ['1', '-100200'] for pydantic to convert; a part that is not a whole number is
+    refused with a message saying which part and what was expected."""
     if isinstance(value, int):
         return [value]
-    return value
+    if not isinstance(value, str):
+        return value
+    parts = [part.strip() for part in value.split(",") if part.strip()]
+    for part in parts:
+        if not (part.lstrip("-") if signed else part).isdigit():
+            raise ValueError(f"{part!r} is not {what}")
+    return parts
 
 
 class Settings(BaseSettings):
@@ -79,22 +85,12 @@ class Settings(BaseSettings):
     @field_validator("admin_chat_ids", mode="before")
     @classmethod
     def _parse_chat_ids(cls, value: object) -> object:
-        parts = _split_csv(value)
-        if isinstance(parts, list):
-            for part in parts:
-                if isinstance(part, str) and not part.lstrip("-").isdigit():
-                    raise ValueError(f"{part!r} is not a Telegram chat id (whole numbers, comma-separated)")
-        return parts
+        return _whole_numbers(value, signed=True, what="a Telegram chat id (whole numbers, comma-separated)")
 
     @field_validator("budget_thresholds", mode="before")
     @classmethod
     def _parse_thresholds(cls, value: object) -> object:
-        parts = _split_csv(value)
-        if isinstance(parts, list):
-            for part in parts:
-                if isinstance(part, str) and not part.isdigit():
-                    raise ValueError(f"{part!r} is not a whole percentage (expected e.g. 80,90,100)")
-        return parts
+        return _whole_numbers(value, signed=False, what="a whole percentage (expected e.g. 80,90,100)")
 
     @field_validator("budget_thresholds")
     @classmethod
