@@ -30,16 +30,18 @@ class Runtime:
         return resolve_secret(
             self.settings.telegram_bot_token,
             self.settings.telegram_bot_token_secret_name,
-            what="the Telegram bot token",
+            what="Telegram bot token",
             env="TELEGRAM_BOT_TOKEN",
+            name_env="TELEGRAM_BOT_TOKEN_SECRET_NAME",
         )
 
     def webhook_secret(self) -> str:
         return resolve_secret(
             self.settings.webhook_secret,
             self.settings.webhook_secret_name,
-            what="the webhook secret token",
+            what="webhook secret token",
             env="WEBHOOK_SECRET",
+            name_env="WEBHOOK_SECRET_NAME",
         )
 
 
@@ -64,7 +66,8 @@ def _dsn_from_rds_secret(secret: dict[str, Any], *, host_override: str | None) -
     port = secret.get("port", 5432)
     dbname = secret.get("dbname", "postgres")
     # sslmode=require: RDS and RDS Proxy both speak TLS, and the password crosses the VPC.
-    return f"postgresql://{quote(user)}:{quote(password)}@{host}:{port}/{quote(dbname)}?sslmode=require"
+    user, password, dbname = (quote(str(part), safe="") for part in (user, password, dbname))
+    return f"postgresql://{user}:{password}@{host}:{port}/{dbname}?sslmode=require"
 
 
 def _sqs_client_factory(settings: Settings) -> Callable[[], Any]:

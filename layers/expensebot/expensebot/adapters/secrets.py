@@ -13,12 +13,14 @@ from expensebot.errors import ConfigurationError
 SECRET_CACHE_SECONDS = 300
 
 
-def resolve_secret(value: SecretStr | None, secret_name: str | None, *, what: str, env: str) -> str:
+def resolve_secret(
+    value: SecretStr | None, secret_name: str | None, *, what: str, env: str, name_env: str
+) -> str:
     if value is not None and value.get_secret_value():
         return value.get_secret_value()
     if secret_name:
         return _fetch(secret_name, what=what)
-    raise ConfigurationError(f"{what} is not configured: set {env}, or {env}_SECRET_NAME in AWS")
+    raise ConfigurationError(f"{what} is not configured: set {env}, or {name_env} in AWS")
 
 
 def resolve_json_secret(secret_name: str, *, what: str) -> dict[str, Any]:
