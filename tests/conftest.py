@@ -51,12 +51,18 @@ def template() -> Template:
 
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
-    """A migrated database for the whole run: DATABASE_URL when set, else an embedded server."""
+    """A migrated database for the whole run: EXPENSEBOT_TEST_DATABASE_URL when set, else an embedded
+    server. Never DATABASE_URL: the tests empty every table, so they refuse a database whose name does
+    not end in _test."""
+    from urllib.parse import urlsplit
+
     from expensebot.adapters.database import Database
     from expensebot.adapters.migrations import apply_migrations
 
     server = None
-    url = os.environ.get("DATABASE_URL")
+    url = os.environ.get("EXPENSEBOT_TEST_DATABASE_URL")
+    if url and not urlsplit(url).path.rstrip("/").endswith("_test"):
+        pytest.exit("EXPENSEBOT_TEST_DATABASE_URL must name a database ending in _test: the tests empty it", 2)
     if not url:
         server = EmbeddedPostgres()
         server.start()

@@ -9,7 +9,7 @@ from expensebot.scheduling import handle_scheduled_event
 
 
 @tracer.capture_lambda_handler
-@logger.inject_lambda_context(log_event=True)
+@logger.inject_lambda_context(log_event=True, clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     return handle_scheduled_event(event, context)

@@ -7,7 +7,7 @@ from expensebot.observability import logger, metrics, tracer
 
 
 @tracer.capture_lambda_handler
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     return handle_webhook_event(event)

@@ -43,8 +43,8 @@ CREATE TABLE expenses (
     -- A recurring payment is booked at most once per due date, whatever the redeliveries.
     CONSTRAINT expenses_recurring_once UNIQUE (recurring_payment_id, due_date)
 );
--- Month-to-date sums per user (budget checks, reports, the bot's replies) read only this index:
--- the INCLUDE columns make it an index-only scan over one user's month.
+-- One user's month (the bot's replies, a report) reads only this index: the INCLUDE columns make it an
+-- index-only scan. The budget check over all users ranges over spent_at (the index below).
 CREATE INDEX expenses_user_spent_at ON expenses (user_id, spent_at) INCLUDE (amount, category);
 -- Retention cleanup walks the oldest rows first; the admin report counts yesterday's expenses.
 CREATE INDEX expenses_spent_at ON expenses (spent_at);

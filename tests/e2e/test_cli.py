@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 
@@ -25,8 +26,8 @@ def test_migrate_applies_the_schema_to_an_empty_database_and_then_has_nothing_to
         cur.execute("DROP DATABASE IF EXISTS cli_migrate_test")
         cur.execute("CREATE DATABASE cli_migrate_test")
     admin.close()
-    target = database_url.replace("/expensebot_test", "/cli_migrate_test")
-    assert target != database_url, "the test database URL should name expensebot_test"
+    parts = urlsplit(database_url)
+    target = urlunsplit(parts._replace(path="/cli_migrate_test"))
 
     check = _run("migrate", "--check", "--database-url", target)
     assert check.returncode == 1 and "pending: 0001_initial_schema" in check.stdout
@@ -53,10 +54,28 @@ def test_import_times_lists_every_function_and_only_the_webhook_imports_aiogram(
 
 
 def test_the_demo_shows_the_budget_alerts_in_a_timeline():
-    # As `make demo` runs it: no DATABASE_URL, so it starts (and removes) its own embedded PostgreSQL.
-    result = _run("demo", env={"DATABASE_URL": "", "COLUMNS": "120"})
+    # As `make demo` runs it: it starts (and removes) its own embedded PostgreSQL.
+    result = _run("demo", env={"COLUMNS": "120"})
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "Потрачено 850,00\u00a0₽ из 1\u00a0000,00\u00a0₽" in out
-    assert "Budget for the month used up: 100 %" in out
-    assert "4 budget alert(s) sent" in out
+    assert "Потрачено 850,00\u00a0₽ из 1\u00a0000,00\u00a0₽ (85 %)" in out
+    assert "Budget for the month used up: past the 100 % mark" in out
+    assert "the same batch redelivered: 0 message(s) re-sent" in out
+    assert "4 budget alert(s) sent, each once" in out
+    assert '"level"' not in out  # the functions' JSON logs stay out of the timeline
+
+
+def test_a_bad_setting_is_reported_per_variable_without_a_traceback():
+    result = _run("migrate", "--database-url", "postgresql://x@127.0.0.1:1/none",
+                  env={"APP_TIMEZONE": "Mars/Base", "BUDGET_THRESHOLDS": "abc"})
+    assert result.returncode == 1
+    assert "APP_TIMEZONE: unknown time zone 'Mars/Base'" in result.stderr
+    assert "BUDGET_THRESHOLDS: 'abc' is not a whole percentage" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_an_unreachable_database_is_one_line_not_a_traceback():
+    result = _run("migrate", "--database-url", "postgresql://x@127.0.0.1:1/none")
+    assert result.returncode == 1
+    assert result.stderr.startswith("expensebot migrate: DatabaseUnavailable: cannot connect to PostgreSQL")
+    assert "Traceback" not in result.stderr

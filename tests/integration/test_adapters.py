@@ -152,7 +152,7 @@ def test_an_alert_superseded_by_a_higher_threshold_is_not_sent(system):
     assert BudgetAlert(**args, threshold=90).dedupe_key == f"budget_alert:{budget_id}:2026-03:90"
 
 
-def test_a_poison_message_fails_alone_and_the_rest_of_the_batch_succeeds(system):
+def test_poison_messages_go_to_the_dlq_with_their_error_and_the_rest_of_the_batch_succeeds(system):
     runtime = get_runtime()
     _insert_user(10)
     system.telegram.add_chat(10)
@@ -167,6 +167,45 @@ def test_a_poison_message_fails_alone_and_the_rest_of_the_batch_succeeds(system)
     messages = system.receive_raw("NotificationsQueue")
     assert len(messages) == 3
     response = system.invoke_worker("NotificationsQueue", messages)
-    failed = {item["itemIdentifier"] for item in response["batchItemFailures"]}
-    assert failed == {m["MessageId"] for m in messages if "send_budget_alert" not in m["Body"]}
+    assert response == {"batchItemFailures": []}
     assert len(system.telegram.sent_messages(10)) == 1
+    parked = system.sqs.receive_message(
+        QueueUrl=system.queues.urls["NotificationsDeadLetterQueue"], MaxNumberOfMessages=10,
+        MessageAttributeNames=["All"],
+    )["Messages"]
+    errors = sorted(m["MessageAttributes"]["error"]["StringValue"] for m in parked)
+    assert len(errors) == 2
+    assert errors[0].startswith("InvalidMessage: not a task message")
+    assert errors[1].startswith("InvalidMessage: unregistered task 'notifications.nope'")
+
+
+def test_a_failed_send_comes_back_after_a_growing_delay_not_the_queue_visibility_timeout(system, monkeypatch):
+    from expensebot.worker import retry_delay
+
+    runtime = get_runtime()
+    _insert_user(11)
+    system.telegram.add_chat(11)
+    budget_id = runtime.db.fetch_all(
+        "INSERT INTO budgets (user_id, amount, created_at, updated_at) VALUES (11, 100, now(), now()) RETURNING id"
+    )[0]["id"]
+    alert = BudgetAlert(budget_id=budget_id, user_id=11, chat_id=11, month=date(2026, 3, 1), threshold=80,
+                        spent=Decimal("85"), limit=Decimal("100"))
+    send_budget_alert.delay(alert, runtime=runtime)
+    changes = []
+    real = runtime.queues.client.change_message_visibility
+    monkeypatch.setattr(runtime.queues.client, "change_message_visibility",
+                        lambda **kw: changes.append(kw["VisibilityTimeout"]) or real(**kw))
+    system.telegram.set_failures(fail_fraction=1.0)  # Telegram answers 5xx
+    messages = system.receive_raw("NotificationsQueue")
+    response = system.invoke_worker("NotificationsQueue", messages)
+    assert [f["itemIdentifier"] for f in response["batchItemFailures"]] == [messages[0]["MessageId"]]
+    assert changes == [30]
+    # The claim was released: the redelivery sends it, once Telegram is back.
+    system.telegram.set_failures(fail_fraction=0.0)
+    system.sqs.change_message_visibility(QueueUrl=system.queues.urls["NotificationsQueue"],
+                                         ReceiptHandle=messages[0]["ReceiptHandle"], VisibilityTimeout=0)
+    assert system.drain("NotificationsQueue").processed == 1
+    assert len(system.telegram.sent_messages(11)) == 1
+    delays = [retry_delay(n, RuntimeError(), lease_seconds=50) for n in (1, 2, 3, 4, 5, 7)]
+    assert delays == [30, 60, 120, 240, 480, 900]
+    assert retry_delay(3, TelegramRetryAfter("sendMessage", "Too Many Requests", 17), lease_seconds=50) == 17

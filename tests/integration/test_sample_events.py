@@ -252,7 +252,7 @@ def test_the_budget_alert_event_sends_one_alert_through_the_notifications_worker
     assert len(texts) == 1 and "80 %" in texts[0]
 
 
-def test_a_poison_record_fails_alone_while_the_budget_alert_beside_it_is_delivered(
+def test_a_poison_record_goes_to_the_dlq_while_the_budget_alert_beside_it_is_delivered(
     system, template, lambda_context
 ):
     event = load_event("sqs_poison_message.json")
@@ -263,7 +263,13 @@ def test_a_poison_record_fails_alone_while_the_budget_alert_beside_it_is_deliver
 
     response = template.load_handler("NotificationsWorkerFunction")(event, lambda_context)
 
-    assert response == {"batchItemFailures": [{"itemIdentifier": poison["messageId"]}]}
+    # No retry can fix an unregistered task: it is parked in the DLQ with its error, not retried.
+    assert response == {"batchItemFailures": []}
+    parked = system.sqs.receive_message(
+        QueueUrl=system.queues.urls["NotificationsDeadLetterQueue"], MessageAttributeNames=["All"]
+    )["Messages"]
+    assert [m["Body"] for m in parked] == [poison["body"]]
+    assert "unregistered task 'reports.no_such_task'" in parked[0]["MessageAttributes"]["error"]["StringValue"]
     assert len(system.telegram.sent_messages(ANNA)) == 1
     assert _query("SELECT kind, status, attempts FROM notifications") == [("budget_alert", "sent", 1)]
 

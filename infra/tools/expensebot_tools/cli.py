@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -25,7 +26,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     if not url:
         print("expensebot migrate: no database: pass --database-url or set DATABASE_URL", file=sys.stderr)
         return 2
-    database = Database(lambda: url, timezone=os.environ.get("APP_TIMEZONE", "Europe/Moscow"))
+    database = Database(lambda: url, timezone=load_settings().app_timezone)
     if args.check:
         waiting = pending(database, MIGRATIONS_DIR)
         print("schema is current" if not waiting else f"pending: {', '.join(waiting)}")
@@ -38,7 +39,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from expensebot_tools.demo import run_demo
 
-    run_demo()
+    run_demo(database_url=args.database_url, verbose=args.verbose)
     return 0
 
 
@@ -47,6 +48,7 @@ import json, sys, time
 sys.path[:0] = {extra!r}
 from expensebot_tools.template import load_module
 from pathlib import Path
+from typing import Any
 started = time.perf_counter()
 load_module(Path({path!r}))
 elapsed = time.perf_counter() - started
@@ -113,6 +115,22 @@ def cmd_import_times(args: argparse.Namespace) -> int:
     return 0
 
 
+def load_settings() -> Any:
+    """The functions' settings from the environment, or a one-line-per-problem exit."""
+    from pydantic import ValidationError
+
+    from expensebot.config import Settings
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "\n".join(
+            f"  {error['loc'][0] if error['loc'] else '?'}: {str(error['msg']).removeprefix('Value error, ')}"
+            for error in exc.errors()
+        )
+        raise SystemExit(f"expensebot: invalid configuration:\n{problems}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="expensebot", description="ExpenseBot serverless: local stack and tools")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -123,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.set_defaults(func=cmd_migrate)
 
     demo = commands.add_parser("demo", help="the budget check end to end on the embedded stack")
+    demo.add_argument("--database-url", help="an empty PostgreSQL database to use (default: embedded)")
+    demo.add_argument("--verbose", action="store_true", help="show the functions' JSON logs too")
     demo.set_defaults(func=cmd_demo)
 
     dev = commands.add_parser("dev", help="developer checks")
@@ -137,8 +157,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import psycopg2
+
+    from expensebot.errors import ExpenseBotError
+
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except (ExpenseBotError, psycopg2.Error) as exc:
+        # What went wrong, in one line; a traceback helps nobody who mistyped a URL.
+        print(f"expensebot {args.command}: {type(exc).__name__}: {str(exc).strip()}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -80,7 +81,27 @@ def _mocked_aws() -> Iterator[None]:
         yield
 
 
-def run_demo(console: Console | None = None, *, day: datetime | None = None) -> list[Line]:
+def run_demo(console: Console | None = None, *, day: datetime | None = None, database_url: str | None = None,
+             verbose: bool = False) -> list[Line]:
+    """Runs the demo morning and prints its timeline. With no database_url it starts (and removes) an
+    embedded PostgreSQL; a database given must be empty, since the demo's users would collide."""
+    # As in Lambda, Powertools reads its settings when the library is first imported: set them first.
+    powertools = {
+        "POWERTOOLS_SERVICE_NAME": "expensebot",
+        "POWERTOOLS_METRICS_NAMESPACE": "ExpenseBot",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        "POWERTOOLS_LOG_LEVEL": "INFO" if verbose else "WARNING",
+    }
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+    with environment(powertools):
+        from expensebot.observability import logger
+
+        logger.setLevel(powertools["POWERTOOLS_LOG_LEVEL"])
+        return _run(console, day=day, database_url=database_url)
+
+
+def _run(console: Console | None, *, day: datetime | None, database_url: str | None) -> list[Line]:
     from expensebot.adapters.database import Database
     from expensebot.adapters.migrations import apply_migrations
     from expensebot.bootstrap import build_runtime, set_runtime
@@ -97,30 +118,41 @@ def run_demo(console: Console | None = None, *, day: datetime | None = None) -> 
     clock = VirtualClock(morning)
 
     postgres = EmbeddedPostgres()
-    external_url = os.environ.get("DATABASE_URL")
-    database_url = external_url or postgres.start()
+    url = database_url or postgres.start()
     try:
         with _mocked_aws(), TelegramStandIn(tokens=[LOCAL_BOT_TOKEN], clock=clock.now, enforce_limits=False) as tg:
-            database = Database(lambda: database_url, timezone=zone_name)
+            database = Database(lambda: url, timezone=zone_name)
             apply_migrations(database, MIGRATIONS_DIR)
+            if database.fetch_all("SELECT count(*) AS n FROM users")[0]["n"]:
+                raise SystemExit("expensebot demo: the database already has users; give it an empty one")
             database.close()
             sqs = sqs_client()
             queues = LocalQueues.create(template, sqs)
-            env = local_environment(template, queues, database_url=database_url, telegram_api_base=tg.base_url,
+            env = local_environment(template, queues, database_url=url, telegram_api_base=tg.base_url,
                                     parameters={"TimeZone": zone_name})
             with environment(env):
                 set_runtime(build_runtime(clock=clock))
                 try:
                     system = LocalSystem(template=template, sqs=sqs, queues=queues, telegram=tg, clock=clock)
                     lines = _play(system, morning, console)
+                    alerts = system_alert_count()
                 finally:
                     webhook.reset()
                     set_runtime(None)
     finally:
-        if not external_url:
+        if not database_url:
             postgres.stop()
-    _print(console, lines, morning, zone_name, time.monotonic() - started, external_url is not None)
+    _print(console, lines, morning, zone_name, time.monotonic() - started, database_url is not None, alerts)
     return lines
+
+
+def system_alert_count() -> int:
+    from expensebot.bootstrap import get_runtime
+
+    rows = get_runtime().db.fetch_all(
+        "SELECT count(*) AS n FROM notifications WHERE kind = 'budget_alert' AND status = 'sent'"
+    )
+    return int(rows[0]["n"])
 
 
 def _play(system: LocalSystem, morning: datetime, console: Console) -> list[Line]:
@@ -131,14 +163,15 @@ def _play(system: LocalSystem, morning: datetime, console: Console) -> list[Line
         system.telegram.add_chat(user.user_id, first_name=user.first_name, language_code=user.language_code)
     seen_calls = 0
 
-    def collect_bot_messages() -> None:
+    def collect_bot_messages() -> int:
         nonlocal seen_calls
         calls = system.telegram.calls[seen_calls:]
         seen_calls += len(calls)
-        for call in calls:
-            if call.method == "sendMessage" and call.status == 200:
-                chat = int(call.params["chat_id"])
-                lines.append(Line(call.at, f"bot → {names.get(chat, chat)}", _brief(str(call.params["text"])), "green"))
+        sent = [c for c in calls if c.method == "sendMessage" and c.status == 200]
+        for call in sent:
+            chat = int(call.params["chat_id"])
+            lines.append(Line(call.at, f"bot → {names.get(chat, chat)}", _brief(str(call.params["text"])), "green"))
+        return len(sent)
 
     # Everything that happens, in time order: what users type, and the job's half-hourly slots.
     happenings: list[tuple[datetime, int, FakeUser | None, str]] = [
@@ -148,24 +181,38 @@ def _play(system: LocalSystem, morning: datetime, console: Console) -> list[Line
     while slot <= morning + timedelta(hours=DEMO_HOURS):
         happenings.append((slot, 1, None, ""))
         slot += CHECKS_EVERY
-    first_slot = morning + CHECKS_EVERY
+    shown_duplicates = False
     with console.status("running the demo…") if console.is_terminal else _nothing():
         for at, _, user, text in sorted(happenings, key=lambda h: (h[0], h[1])):
             system.clock.set(at)
             if user is not None:
                 lines.append(Line(at, f"{user.first_name} → bot", text, "cyan"))
                 system.post_update(updates.message(user, text, at))
-            else:
-                outcome = system.fire_schedule(BUDGET_JOB, at)
-                lines.append(Line(at, "schedule", _describe_run(outcome), "yellow"))
-                if at == first_slot:
-                    duplicate = system.fire_schedule(BUDGET_JOB, at, attempt=2)
-                    note = f"the same slot delivered again (attempt 2): {duplicate['status']}"
-                    lines.append(Line(at, "schedule", note, "yellow"))
-                drained = _drain_with_redelivery(system, redeliver=True)
-                if drained:
-                    lines.append(Line(at, "worker", drained, "magenta"))
+                collect_bot_messages()
+                continue
+            outcome = system.fire_schedule(BUDGET_JOB, at)
+            lines.append(Line(at, "schedule", _describe_run(outcome), "yellow"))
+            messages = system.receive_raw("NotificationsQueue")
+            if not messages:
+                continue
+            response = system.invoke_worker("NotificationsQueue", messages)
+            failed = len(response["batchItemFailures"])
+            lines.append(Line(at, "worker", f"notifications: {len(messages)} message(s), {failed} failed", "magenta"))
             collect_bot_messages()
+            if not shown_duplicates:
+                # At-least-once delivery, shown once: Scheduler delivers the slot again, SQS the batch.
+                shown_duplicates = True
+                again = system.fire_schedule(BUDGET_JOB, at, attempt=2)
+                lines.append(Line(at, "schedule", f"the same slot delivered again (attempt 2): {again['status']}",
+                                  "yellow"))
+                system.invoke_worker("NotificationsQueue", messages)
+                resent = collect_bot_messages()
+                lines.append(Line(at, "worker", f"the same batch redelivered: {resent} message(s) re-sent",
+                                  "magenta"))
+            system.sqs.delete_message_batch(
+                QueueUrl=system.queues.urls["NotificationsQueue"],
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+            )
     return lines
 
 
@@ -187,32 +234,13 @@ def _describe_run(outcome: dict[str, Any]) -> str:
     return f"check_budget_limits: {outcome['planned']} alert(s) planned, {outcome['enqueued']} enqueued"
 
 
-def _drain_with_redelivery(system: LocalSystem, redeliver: bool) -> str:
-    queue = "NotificationsQueue"
-    messages = system.receive_raw(queue)
-    if not messages:
-        return ""
-    first = system.invoke_worker(queue, messages)
-    note = f"notifications worker: {len(messages)} message(s), {len(first['batchItemFailures'])} failed"
-    if redeliver:
-        # At-least-once delivery: SQS may hand the same messages to a worker again.
-        second = system.invoke_worker(queue, messages)
-        note += f"; the same batch redelivered: {len(second['batchItemFailures'])} failed, nothing re-sent"
-    system.sqs.delete_message_batch(
-        QueueUrl=system.queues.urls[queue],
-        Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
-    )
-    return note
-
-
 def _print(console: Console, lines: list[Line], morning: datetime, zone: str, seconds: float,
-           external_db: bool) -> None:
+           external_db: bool, alerts: int) -> None:
     console.print()
     console.print(Text("ExpenseBot demo — the budget check, end to end", style="bold"))
-    console.print(
-        f"{'PostgreSQL (DATABASE_URL)' if external_db else 'embedded PostgreSQL'} · SQS (moto) · "
-        f"Telegram Bot API stand-in · {zone} · {morning:%d %b %Y}"
-    )
+    database = "PostgreSQL at --database-url" if external_db else "embedded PostgreSQL"
+    console.print(f"{database}, SQS (moto), Telegram Bot API stand-in")
+    console.print(f"{morning:%d %B %Y}, {zone}; check_budget_limits every 30 minutes")
     table = Table(show_header=True, header_style="bold", show_lines=False, expand=False, box=None, padding=(0, 1))
     table.add_column("time", no_wrap=True)
     table.add_column("who", no_wrap=True)
@@ -223,5 +251,4 @@ def _print(console: Console, lines: list[Line], morning: datetime, zone: str, se
         table.add_row(stamp if stamp != previous else "", Text(line.who, style=line.style), line.text)
         previous = stamp
     console.print(table)
-    alerts = [line for line in lines if line.who.startswith("bot") and "%" in line.text and "/" not in line.text]
-    console.print(f"\n{len(alerts)} budget alert(s) sent; run took {seconds:.1f} s.")
+    console.print(f"\n{alerts} budget alert(s) sent, each once; run took {seconds:.1f} s.")

@@ -941,6 +941,14 @@ class TelegramStandIn:
         with self._lock:
             self._blocked.pop(chat_id, None)
 
+    def set_failures(self, *, fail_fraction: float | None = None, timeout_fraction: float | None = None) -> None:
+        """Changes the injected failure rates while running (an outage starts or ends)."""
+        with self._lock:
+            if fail_fraction is not None:
+                self._fail_fraction = fail_fraction
+            if timeout_fraction is not None:
+                self._timeout_fraction = timeout_fraction
+
     def sent_messages(self, chat_id: int | None = None) -> list[RecordedCall]:
         with self._lock:
             calls = list(self.calls)

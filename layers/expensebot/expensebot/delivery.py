@@ -1,9 +1,10 @@
 """The one path every outgoing message takes: claim it under its dedupe key, send it, confirm it.
 
 Telegram's sendMessage has no idempotency key, so a send Telegram accepted just before the worker died
-cannot be told from one that failed. The claim carries a lease: a duplicate delivery while the lease
-runs waits (the message returns to its queue); after the lease, the message is sent again. Messages
-therefore err towards at least once, never towards silently lost (the README lists each kind)."""
+cannot be told from one that failed. The claim carries a lease (`claim_lease_seconds`): a duplicate
+delivery while the lease runs waits (the message returns to its queue); after the lease, the message is
+sent again. Messages therefore err towards at least once, never towards silently lost (the README lists
+each kind)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,15 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from expensebot.bootstrap import Runtime
+from expensebot.config import Settings
 from expensebot.errors import ExpenseBotError, TelegramChatUnavailable, TelegramError
 from expensebot.observability import logger, metrics
 
-# Longer than one send can take (connect + read timeouts), short enough that a crash costs little delay.
-CLAIM_LEASE_SECONDS = 60
+
+def claim_lease_seconds(settings: Settings) -> int:
+    """Longer than one send can take (connect and read timeouts, with room to spare), short enough that a
+    worker's crash delays the message little."""
+    return int(settings.telegram_timeout_seconds * 2) + 30
 
 
 class DeliveryInProgress(ExpenseBotError):
@@ -59,7 +64,7 @@ def deliver(runtime: Runtime, message: OutboundMessage) -> Delivery:
                 "kind": message.kind,
                 "user_id": message.user_id,
                 "chat_id": message.chat_id,
-                "lease_until": now + timedelta(seconds=CLAIM_LEASE_SECONDS),
+                "lease_until": now + timedelta(seconds=claim_lease_seconds(runtime.settings)),
                 "now": now,
             },
         )

@@ -4,7 +4,7 @@ language and formats money the way each language writes it."""
 from __future__ import annotations
 
 import json
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -58,4 +58,5 @@ def format_money(amount: Decimal, language: str, symbol: str = "₽") -> str:
 
 
 def format_percent(value: Decimal) -> str:
-    return f"{value.quantize(Decimal('1'), rounding=ROUND_HALF_EVEN)}"
+    """Whole percent, rounded down: 99.6 % of a budget is not yet "100 %"."""
+    return f"{value.quantize(Decimal('1'), rounding=ROUND_FLOOR)}"

@@ -1,25 +1,85 @@
 """What a worker function runs for one SQS record: parse the envelope, find the task, run it.
-Powertools' BatchProcessor calls `run_task_record` once per record and reports the ones that raise
-as batch item failures, so one bad record never fails the others."""
+
+Powertools' BatchProcessor calls `run_task_record` once per record and reports the ones that raise as
+batch item failures, so one bad record never fails the others. Around that:
+
+- a record that no retry can fix (not a task message, an unknown task, invalid arguments, a message
+  Telegram refuses with 400) goes straight to the queue's DLQ with its error, and is not retried;
+- a record that failed otherwise comes back after a growing delay (its visibility timeout is changed),
+  not after the queue's whole 3600 s visibility timeout; after maxReceiveCount receives SQS moves it to
+  the DLQ;
+- Telegram's 429 brings the record back after `retry_after`; a message another worker is sending comes
+  back when that worker's claim lapses.
+"""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from expensebot.bootstrap import get_runtime
+from expensebot.bootstrap import Runtime, get_runtime
+from expensebot.delivery import DeliveryInProgress, claim_lease_seconds
+from expensebot.errors import InvalidMessage, TelegramBadRequest, TelegramRetryAfter
 from expensebot.observability import logger, metrics
 from expensebot.tasks import lookup, parse_message
 
+BACKOFF_FIRST_SECONDS = 30
+BACKOFF_MAX_SECONDS = 900
+
+# Errors that a retry cannot fix: the message is parked in the DLQ at once.
+FINAL_ERRORS = (InvalidMessage, TelegramBadRequest)
+
+
+def retry_delay(receive_count: int, error: BaseException, *, lease_seconds: int) -> int:
+    """Seconds until a failed record is received again: 30, 60, 120, 240, … capped at 15 minutes."""
+    if isinstance(error, TelegramRetryAfter):
+        return max(1, error.retry_after)
+    if isinstance(error, DeliveryInProgress):
+        return lease_seconds
+    return min(BACKOFF_MAX_SECONDS, BACKOFF_FIRST_SECONDS * 2 ** max(0, receive_count - 1))
+
 
 def run_task_record(record: SQSRecord) -> Any:
-    message = parse_message(record.body)
-    registered = lookup(message.task)
-    logger.append_keys(task=message.task, task_id=message.id, job_run_id=message.job_run_id)
+    runtime = get_runtime()
+    task_name: str | None = None
     try:
-        return registered.run(get_runtime(), message.args)
-    except Exception:
-        metrics.add_metric(name="FailedTasks", unit="Count", value=1)
-        logger.exception("task failed", extra={"receive_count": record.attributes.approximate_receive_count})
+        message = parse_message(record.body)
+        task_name = message.task
+        logger.append_keys(task=message.task, task_id=message.id, job_run_id=message.job_run_id)
+        registered = lookup(message.task)
+        consumer_queue = os.environ.get("QUEUE_NAME")
+        if consumer_queue and registered.queue != consumer_queue:
+            # Still run it (any worker can), but say so: its own queue's settings were bypassed.
+            logger.warning("task arrived on another queue", extra={"queue": consumer_queue,
+                                                                   "task_queue": registered.queue})
+            metrics.add_metric(name="MisroutedTasks", unit="Count", value=1)
+        return registered.run(runtime, message.args)
+    except FINAL_ERRORS as exc:
+        _park(runtime, record, exc, task_name)
+        return None
+    except Exception as exc:
+        receive_count = int(record.attributes.approximate_receive_count or 1)
+        delay = retry_delay(receive_count, exc, lease_seconds=claim_lease_seconds(runtime.settings))
+        metrics.add_metric(name="RetriedTasks", unit="Count", value=1)
+        logger.exception("task failed; retrying later", extra={"receive_count": receive_count, "retry_in": delay})
+        _delay_redelivery(runtime, record, delay)
         raise
+
+
+def _park(runtime: Runtime, record: SQSRecord, exc: Exception, task_name: str | None) -> None:
+    queue_url = runtime.queues.url_for_arn(record.event_source_arn)
+    # If parking fails the exception escapes: the record is retried instead of lost.
+    runtime.queues.park(queue_url, record.body, error=f"{type(exc).__name__}: {exc}", task=task_name)
+    metrics.add_metric(name="ParkedTasks", unit="Count", value=1)
+    logger.error("message cannot succeed; moved to the dead-letter queue", extra={"error": str(exc)})
+
+
+def _delay_redelivery(runtime: Runtime, record: SQSRecord, seconds: int) -> None:
+    try:
+        queue_url = runtime.queues.url_for_arn(record.event_source_arn)
+        runtime.queues.change_visibility(queue_url, record.receipt_handle, seconds)
+    except Exception:
+        # Without it the record still comes back, after the queue's visibility timeout.
+        logger.exception("could not shorten the visibility timeout")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +12,7 @@ from expensebot.errors import ConfigurationError, EnqueueError
 SQS_BATCH_LIMIT = 10  # SendMessageBatch takes at most ten entries
 SQS_MAX_DELAY_SECONDS = 900
 SEND_ATTEMPTS = 3
+MAX_VISIBILITY = 12 * 60 * 60  # ChangeMessageVisibility's ceiling
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,8 @@ class QueueClient:
         self._queue_url = queue_url
         self._client_factory = client_factory
         self._client: Any = None
+        self._urls_by_arn: dict[str, str] = {}
+        self._dead_letter_urls: dict[str, str] = {}
 
     @property
     def client(self) -> Any:
@@ -67,10 +71,38 @@ class QueueClient:
                 raise EnqueueError(f"{len(pending)} message(s) not sent to {queue!r}: {reasons}")
         return sent
 
-    def change_visibility(self, queue: str, receipt_handle: str, seconds: int) -> None:
+    def change_visibility(self, queue_url: str, receipt_handle: str, seconds: int) -> None:
+        """When the message comes back: SQS allows 0 s to 12 h from now."""
         self.client.change_message_visibility(
-            QueueUrl=self.url(queue), ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
+            QueueUrl=queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=max(0, min(MAX_VISIBILITY, seconds))
         )
+
+    def url_for_arn(self, queue_arn: str) -> str:
+        """arn:aws:sqs:<region>:<account>:<name> → the queue's URL (asked once, then cached)."""
+        if queue_arn not in self._urls_by_arn:
+            _, _, _, _, account, name = queue_arn.split(":", 5)
+            self._urls_by_arn[queue_arn] = self.client.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)[
+                "QueueUrl"
+            ]
+        return self._urls_by_arn[queue_arn]
+
+    def dead_letter_url(self, queue_url: str) -> str:
+        """The DLQ named by the queue's redrive policy (asked once, then cached)."""
+        if queue_url not in self._dead_letter_urls:
+            attributes = self.client.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["RedrivePolicy"])
+            policy = attributes.get("Attributes", {}).get("RedrivePolicy")
+            if not policy:
+                raise ConfigurationError(f"{queue_url} has no redrive policy, so no dead-letter queue")
+            self._dead_letter_urls[queue_url] = self.url_for_arn(json.loads(policy)["deadLetterTargetArn"])
+        return self._dead_letter_urls[queue_url]
+
+    def park(self, queue_url: str, body: str, *, error: str, task: str | None) -> None:
+        """Puts a message no retry can fix straight into the queue's DLQ, with the reason beside it."""
+        attributes = {"error": {"DataType": "String", "StringValue": error[:1000] or "unknown"}}
+        if task:
+            attributes["task"] = {"DataType": "String", "StringValue": task}
+        self.client.send_message(QueueUrl=self.dead_letter_url(queue_url), MessageBody=body,
+                                 MessageAttributes=attributes)
 
     def depth(self, queue_url: str) -> dict[str, int]:
         attributes = self.client.get_queue_attributes(

@@ -4,8 +4,9 @@
 - The update is marked processed in the same transaction as its effects, so Telegram's redelivery of
   a slow or failed update never stores a second expense.
 - A failure a retry can fix (database down) answers 503 and Telegram retries; a failure no retry can
-  fix answers 200 (logged and counted), because Telegram holds the chat's later updates behind a
-  failing one for up to a day.
+  fix while handling an update answers 200 (logged and counted), because Telegram holds the chat's
+  later updates behind a failing one for up to a day. A body that is not a Telegram update at all
+  answers 400: Telegram itself never sends one, so it is a caller's mistake to report.
 - Updates run through `Dispatcher.feed_update`, awaited: `feed_webhook_update` hands slow handlers to a
   background task that Lambda would freeze once the invocation returns.
 """
@@ -78,7 +79,8 @@ def _get_app() -> _BotApp:
 
 
 def reset() -> None:
-    """Forget the bot and its loop (after a SnapStart restore, or between tests)."""
+    """Forget the bot and its loop, so the next update builds them anew (tests; SnapStart restore hooks
+    with the bot issue)."""
     global _app
     if _app is not None:
         _app.close()

@@ -18,7 +18,7 @@ from expensebot.observability import logger
 from expensebot.periods import month_start
 from expensebot.scheduling import JobContext, JobResult, job
 from expensebot.tasks import task
-from expensebot.texts import category_name, format_money, language_for, t
+from expensebot.texts import category_name, format_money, format_percent, language_for, t
 
 JOB = "check_budget_limits"
 
@@ -130,6 +130,7 @@ def alert_text(alert: BudgetAlert, currency_symbol: str = "₽") -> str:
         threshold=alert.threshold,
         spent=format_money(alert.spent, language, currency_symbol),
         limit=format_money(alert.limit, language, currency_symbol),
+        percent=format_percent(alert.spent * 100 / alert.limit),
     )
 
 
