@@ -32,6 +32,21 @@ def _insert_user(user_id: int, *, chat_id: int | None = None) -> None:
     conn.close()
 
 
+def _user_with_budget(system, user_id: int, limit: int) -> int:
+    """A registered user with a chat at the stand-in and a monthly budget; returns the budget's id."""
+    _insert_user(user_id)
+    system.telegram.add_chat(user_id)
+    return get_runtime().db.fetch_all(
+        "INSERT INTO budgets (user_id, amount, created_at, updated_at) VALUES (%s, %s, now(), now()) RETURNING id",
+        (user_id, limit),
+    )[0]["id"]
+
+
+def _alert(budget_id: int, user_id: int, *, threshold: int = 80, spent: str = "85", limit: str = "100") -> BudgetAlert:
+    return BudgetAlert(budget_id=budget_id, user_id=user_id, chat_id=user_id, month=date(2026, 3, 1),
+                       threshold=threshold, spent=Decimal(spent), limit=Decimal(limit))
+
+
 def test_migrations_apply_once_and_then_report_nothing_pending(database_url):
     database = Database(lambda: database_url, timezone="Europe/Moscow")
     assert apply_migrations(database, MIGRATIONS_DIR) == []
@@ -137,11 +152,7 @@ def test_a_message_claimed_by_another_worker_waits_and_is_sent_after_the_lease(s
 
 def test_an_alert_superseded_by_a_higher_threshold_is_not_sent(system):
     runtime = get_runtime()
-    _insert_user(9)
-    system.telegram.add_chat(9)
-    budget_id = runtime.db.fetch_all(
-        "INSERT INTO budgets (user_id, amount, created_at, updated_at) VALUES (9, 1000, now(), now()) RETURNING id"
-    )[0]["id"]
+    budget_id = _user_with_budget(system, 9, 1000)
     month = date(2026, 3, 1)
     args = {"budget_id": budget_id, "user_id": 9, "chat_id": 9, "month": month,
             "spent": Decimal("950"), "limit": Decimal("1000")}
@@ -154,14 +165,8 @@ def test_an_alert_superseded_by_a_higher_threshold_is_not_sent(system):
 
 def test_poison_messages_go_to_the_dlq_with_their_error_and_the_rest_of_the_batch_succeeds(system):
     runtime = get_runtime()
-    _insert_user(10)
-    system.telegram.add_chat(10)
-    budget_id = runtime.db.fetch_all(
-        "INSERT INTO budgets (user_id, amount, created_at, updated_at) VALUES (10, 100, now(), now()) RETURNING id"
-    )[0]["id"]
-    good = BudgetAlert(budget_id=budget_id, user_id=10, chat_id=10, month=date(2026, 3, 1), threshold=80,
-                       spent=Decimal("85"), limit=Decimal("100"))
-    send_budget_alert.delay(good, runtime=runtime)
+    budget_id = _user_with_budget(system, 10, 100)
+    send_budget_alert.delay(_alert(budget_id, 10), runtime=runtime)
     runtime.queues.send("notifications", [OutgoingMessage('{"task": "notifications.nope"}'),
                                           OutgoingMessage("not even json")])
     messages = system.receive_raw("NotificationsQueue")
@@ -183,14 +188,8 @@ def test_a_failed_send_comes_back_after_a_growing_delay_not_the_queue_visibility
     from expensebot.worker import retry_delay
 
     runtime = get_runtime()
-    _insert_user(11)
-    system.telegram.add_chat(11)
-    budget_id = runtime.db.fetch_all(
-        "INSERT INTO budgets (user_id, amount, created_at, updated_at) VALUES (11, 100, now(), now()) RETURNING id"
-    )[0]["id"]
-    alert = BudgetAlert(budget_id=budget_id, user_id=11, chat_id=11, month=date(2026, 3, 1), threshold=80,
-                        spent=Decimal("85"), limit=Decimal("100"))
-    send_budget_alert.delay(alert, runtime=runtime)
+    budget_id = _user_with_budget(system, 11, 100)
+    send_budget_alert.delay(_alert(budget_id, 11), runtime=runtime)
     changes = []
     real = runtime.queues.client.change_message_visibility
     monkeypatch.setattr(runtime.queues.client, "change_message_visibility",
