@@ -16,12 +16,10 @@ import pytest
 from expensebot_tools.events import LocalLambdaContext
 from expensebot_tools.local_stack import (
     LOCAL_BOT_TOKEN,
-    MIGRATIONS_DIR,
     EmbeddedPostgres,
-    LocalQueues,
     LocalSystem,
-    local_environment,
-    sqs_client,
+    migrate_database,
+    running_system,
 )
 from expensebot_tools.template import Template
 
@@ -56,9 +54,6 @@ def database_url() -> Iterator[str]:
     not end in _test."""
     from urllib.parse import urlsplit
 
-    from expensebot.adapters.database import Database
-    from expensebot.adapters.migrations import apply_migrations
-
     server = None
     url = os.environ.get("EXPENSEBOT_TEST_DATABASE_URL")
     if url and not urlsplit(url).path.rstrip("/").endswith("_test"):
@@ -67,9 +62,7 @@ def database_url() -> Iterator[str]:
         server = EmbeddedPostgres()
         server.start()
         url = server.create_database("expensebot_test")
-    database = Database(lambda: url, timezone="Europe/Moscow")
-    apply_migrations(database, MIGRATIONS_DIR)
-    database.close()
+    migrate_database(url, timezone="Europe/Moscow")
     yield url
     if server is not None:
         server.stop()
@@ -111,21 +104,10 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 @pytest.fixture
-def system(
-    aws: None, template: Template, clean_database: str, telegram: Any, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[LocalSystem]:
+def system(aws: None, template: Template, clean_database: str, telegram: Any) -> Iterator[LocalSystem]:
     """The whole application on the local stack, at a virtual 10 March 2026, 09:00 Moscow time."""
-    from expensebot.bootstrap import build_runtime, set_runtime
-    from expensebot.bot import webhook
     from expensebot.clock import VirtualClock
 
-    sqs = sqs_client()
-    queues = LocalQueues.create(template, sqs)
-    env = local_environment(template, queues, database_url=clean_database, telegram_api_base=telegram.base_url)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
     clock = VirtualClock(datetime(2026, 3, 10, 9, 0, tzinfo=MOSCOW))
-    set_runtime(build_runtime(clock=clock))
-    yield LocalSystem(template=template, sqs=sqs, queues=queues, telegram=telegram, clock=clock)
-    webhook.reset()
-    set_runtime(None)
+    with running_system(template=template, database_url=clean_database, telegram=telegram, clock=clock) as system:
+        yield system

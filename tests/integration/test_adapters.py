@@ -95,10 +95,7 @@ def test_twenty_five_messages_go_out_in_three_batch_calls_and_all_arrive(system,
     bodies = []
     while messages := system.receive_raw("DefaultQueue"):
         bodies += [json.loads(m["Body"])["n"] for m in messages]
-        system.sqs.delete_message_batch(
-            QueueUrl=system.queues.urls["DefaultQueue"],
-            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
-        )
+        system.delete("DefaultQueue", messages)
     assert sorted(bodies) == list(range(25))
 
 

