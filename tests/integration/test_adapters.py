@@ -10,7 +10,7 @@ from decimal import Decimal
 import psycopg2
 import pytest
 
-from expensebot.adapters.database import Database
+from expensebot.adapters.database import IDLE_CHECK_SECONDS, Database
 from expensebot.adapters.migrations import apply_migrations, pending
 from expensebot.adapters.queues import OutgoingMessage
 from expensebot.adapters.telegram import TelegramClient
@@ -71,6 +71,26 @@ def test_a_connection_dropped_by_the_server_is_reopened_on_the_next_transaction(
     with pytest.raises(DatabaseUnavailable):
         database.fetch_all("SELECT 1")
     assert database.fetch_all("SELECT 1 AS one") == [{"one": 1}]
+    database.close()
+
+
+def test_one_connection_serves_every_transaction_of_a_warm_environment(database_url):
+    database = Database(lambda: database_url, timezone="Europe/Moscow")
+    pids = {database.fetch_all("SELECT pg_backend_pid() AS pid")[0]["pid"] for _ in range(3)}
+    assert len(pids) == 1
+    database.close()
+
+
+def test_a_connection_dropped_while_idle_is_replaced_before_use_without_an_error(database_url):
+    database = Database(lambda: database_url, timezone="Europe/Moscow")
+    pid = database.fetch_all("SELECT pg_backend_pid() AS pid")[0]["pid"]
+    killer = psycopg2.connect(database_url)
+    killer.autocommit = True
+    with killer.cursor() as cur:
+        cur.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    killer.close()
+    database._last_used -= IDLE_CHECK_SECONDS + 1  # a frozen Lambda environment, thawed a while later
+    assert database.fetch_all("SELECT pg_backend_pid() AS pid")[0]["pid"] != pid
     database.close()
 
 
@@ -205,3 +225,13 @@ def test_a_failed_send_comes_back_after_a_growing_delay_not_the_queue_visibility
     delays = [retry_delay(n, RuntimeError(), lease_seconds=50) for n in (1, 2, 3, 4, 5, 7)]
     assert delays == [30, 60, 120, 240, 480, 900]
     assert retry_delay(3, TelegramRetryAfter("sendMessage", "Too Many Requests", 17), lease_seconds=50) == 17
+
+
+def test_a_record_s_log_keys_do_not_follow_the_next_record_of_the_batch(system):
+    from expensebot.observability import logger
+
+    runtime = get_runtime()
+    budget_id = _user_with_budget(system, 12, 100)
+    send_budget_alert.delay(_alert(budget_id, 12), runtime=runtime)
+    system.invoke_worker("NotificationsQueue", system.receive_raw("NotificationsQueue"))
+    assert not {"task", "task_id", "job_run_id"} & set(logger.get_current_keys())

@@ -4,6 +4,7 @@ ops tools take handlers, environment, schedules, queues, redrive and batch sizes
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -98,8 +99,6 @@ class Resolver:
         return self.attributes[key]
 
     def _sub(self, arg: Any) -> str:
-        import re
-
         text, extra = (arg, {}) if isinstance(arg, str) else (arg[0], self.resolve(arg[1]))
 
         def replace(match: re.Match[str]) -> str:

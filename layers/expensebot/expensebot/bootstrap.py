@@ -81,7 +81,6 @@ def _sqs_client_factory(settings: Settings) -> Callable[[], Any]:
 
 def build_runtime(settings: Settings | None = None, clock: Clock | None = None) -> Runtime:
     settings = settings or Settings()
-    runtime: Runtime
     runtime = Runtime(
         settings=settings,
         clock=clock or SystemClock(),
@@ -93,7 +92,7 @@ def build_runtime(settings: Settings | None = None, clock: Clock | None = None) 
         queues=QueueClient(settings.queue_url, _sqs_client_factory(settings)),
         telegram=TelegramClient(
             settings.telegram_api_base,
-            lambda: runtime.bot_token(),
+            lambda: runtime.bot_token(),  # read on the first send, through the runtime's secret lookup
             timeout=settings.telegram_timeout_seconds,
         ),
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from functools import cached_property
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -111,7 +110,3 @@ class Settings(BaseSettings):
         if queue not in QUEUE_NAMES:
             raise KeyError(f"unknown queue {queue!r}; queues are {', '.join(QUEUE_NAMES)}")
         return getattr(self, f"queue_url_{queue}")
-
-    @property
-    def threshold_fractions(self) -> list[Decimal]:
-        return [Decimal(t) / 100 for t in self.budget_thresholds]

@@ -82,8 +82,7 @@ def deliver(runtime: Runtime, message: OutboundMessage) -> Delivery:
     try:
         sent = runtime.telegram.send_message(message.chat_id, message.text)
     except TelegramChatUnavailable as exc:
-        _record(runtime, notification_id, status="dropped", error=exc.description)
-        deactivate_user(runtime, message.user_id, reason=exc.description)
+        _record(runtime, notification_id, status="dropped", error=exc.description, deactivate_user=message.user_id)
         metrics.add_metric(name="BlockedUsers", unit="Count", value=1)
         logger.warning("chat unavailable: message dropped", extra={"chat_id": message.chat_id, "error": str(exc)})
         return Delivery.DROPPED
@@ -103,23 +102,19 @@ def _record(
     status: str,
     error: str | None = None,
     telegram_message_id: int | None = None,
+    deactivate_user: int | None = None,
 ) -> None:
     with runtime.db.transaction() as cur:
+        if deactivate_user is not None:
+            # Later jobs skip the user until they write to the bot again.
+            cur.execute(
+                "UPDATE users SET is_active = false, deactivated_reason = %s WHERE user_id = %s",
+                (error, deactivate_user),
+            )
         cur.execute(
             "UPDATE notifications SET status = %s, last_error = %s, lease_until = NULL,"
             " telegram_message_id = COALESCE(%s, telegram_message_id),"
             " sent_at = CASE WHEN %s = 'sent' THEN %s ELSE sent_at END"
             " WHERE id = %s",
             (status, error, telegram_message_id, status, runtime.clock.now(), notification_id),
-        )
-
-
-def deactivate_user(runtime: Runtime, user_id: int | None, *, reason: str) -> None:
-    """Later jobs skip the user until they write to the bot again."""
-    if user_id is None:
-        return
-    with runtime.db.transaction() as cur:
-        cur.execute(
-            "UPDATE users SET is_active = false, deactivated_reason = %s WHERE user_id = %s",
-            (reason, user_id),
         )

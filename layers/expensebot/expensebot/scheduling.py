@@ -91,9 +91,10 @@ def job(name: str, *, queue: str, schedule: str) -> Callable[[Callable[[Runtime,
 
 
 def jobs() -> dict[str, Job]:
-    import expensebot.jobs  # noqa: F401  (registers every job)
+    """Every job, by name. Importing the jobs package registers them."""
+    import expensebot.jobs  # noqa: F401
 
-    return dict(_JOBS)
+    return _JOBS
 
 
 class JobOutcome(BaseModel):
@@ -128,9 +129,10 @@ def run_scheduled_job(
     context: LambdaContextLike | None = None,
 ) -> JobOutcome:
     runtime = runtime or get_runtime()
-    registered = jobs().get(invocation.job)
+    known = jobs()
+    registered = known.get(invocation.job)
     if registered is None:
-        raise ConfigurationError(f"unknown job {invocation.job!r}; jobs are {', '.join(sorted(jobs()))}")
+        raise ConfigurationError(f"unknown job {invocation.job!r}; jobs are {', '.join(sorted(known))}")
     now = runtime.clock.now()
     with runtime.db.transaction() as cur:
         cur.execute(

@@ -42,30 +42,31 @@ class Task(Generic[ArgsT]):
     job: str | None = None
 
     def message(self, args: ArgsT, *, at: datetime | None, job_run_id: int | None = None) -> TaskMessage:
-        return TaskMessage(
-            task=self.name, args=args.model_dump(mode="json"), enqueued_at=at, job_run_id=job_run_id
-        )
+        """The envelope that carries one unit of this task on its queue."""
+        return TaskMessage(task=self.name, args=args.model_dump(mode="json"), enqueued_at=at, job_run_id=job_run_id)
 
     def delay(self, args: ArgsT, *, runtime: Runtime | None = None, delay_seconds: int = 0) -> str:
         """Enqueue one unit; returns the message id."""
-        runtime = runtime or get_runtime()
-        message = self.message(args, at=runtime.clock.now())
-        runtime.queues.send(
-            self.queue, [OutgoingMessage(message.model_dump_json(), delay_seconds=delay_seconds)]
-        )
-        return message.id
+        return self._enqueue([args], runtime=runtime, delay_seconds=delay_seconds)[0]
 
     def delay_many(
         self, many: Iterable[ArgsT], *, runtime: Runtime | None = None, job_run_id: int | None = None
     ) -> int:
         """Enqueue many units with SendMessageBatch, ten to a call; returns how many were sent."""
+        return len(self._enqueue(many, runtime=runtime, job_run_id=job_run_id))
+
+    def _enqueue(
+        self, many: Iterable[ArgsT], *, runtime: Runtime | None, job_run_id: int | None = None,
+        delay_seconds: int = 0,
+    ) -> list[str]:
         runtime = runtime or get_runtime()
         now = runtime.clock.now()
-        bodies = [
-            OutgoingMessage(self.message(args, at=now, job_run_id=job_run_id).model_dump_json())
-            for args in many
-        ]
-        return runtime.queues.send(self.queue, bodies) if bodies else 0
+        messages = [self.message(args, at=now, job_run_id=job_run_id) for args in many]
+        if messages:
+            runtime.queues.send(
+                self.queue, [OutgoingMessage(m.model_dump_json(), delay_seconds=delay_seconds) for m in messages]
+            )
+        return [m.id for m in messages]
 
     def run(self, runtime: Runtime, raw_args: dict[str, Any]) -> Any:
         try:
@@ -94,7 +95,7 @@ def task(
             queue=queue,
             args_model=args,
             run_fn=fn,
-            description=(fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else "",
+            description=next(iter((fn.__doc__ or "").strip().splitlines()), ""),
             job=job,
         )
         _REGISTRY[name] = registered
@@ -104,10 +105,10 @@ def task(
 
 
 def registry() -> dict[str, Task[Any]]:
-    # Importing the jobs package registers every task (like Celery's autodiscover_tasks()).
+    """Every task, by name. Importing the jobs package registers them (Celery's autodiscover_tasks())."""
     import expensebot.jobs  # noqa: F401
 
-    return dict(_REGISTRY)
+    return _REGISTRY
 
 
 def parse_message(body: str) -> TaskMessage:

@@ -41,7 +41,18 @@ def retry_delay(receive_count: int, error: BaseException, *, lease_seconds: int)
     return min(BACKOFF_MAX_SECONDS, BACKOFF_FIRST_SECONDS * 2 ** max(0, receive_count - 1))
 
 
+RECORD_LOG_KEYS = ["task", "task_id", "job_run_id"]
+
+
 def run_task_record(record: SQSRecord) -> Any:
+    try:
+        return _run(record)
+    finally:
+        # The next record of the batch must not be logged under this one's task.
+        logger.remove_keys(RECORD_LOG_KEYS)
+
+
+def _run(record: SQSRecord) -> Any:
     runtime = get_runtime()
     task_name: str | None = None
     try:

@@ -103,18 +103,3 @@ class QueueClient:
             attributes["task"] = {"DataType": "String", "StringValue": task}
         self.client.send_message(QueueUrl=self.dead_letter_url(queue_url), MessageBody=body,
                                  MessageAttributes=attributes)
-
-    def depth(self, queue_url: str) -> dict[str, int]:
-        attributes = self.client.get_queue_attributes(
-            QueueUrl=queue_url,
-            AttributeNames=[
-                "ApproximateNumberOfMessages",
-                "ApproximateNumberOfMessagesNotVisible",
-                "ApproximateNumberOfMessagesDelayed",
-            ],
-        )["Attributes"]
-        return {
-            "waiting": int(attributes.get("ApproximateNumberOfMessages", 0)),
-            "in_flight": int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)),
-            "delayed": int(attributes.get("ApproximateNumberOfMessagesDelayed", 0)),
-        }

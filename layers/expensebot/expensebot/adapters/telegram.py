@@ -57,9 +57,6 @@ class TelegramClient:
     def send_message(self, chat_id: int, text: str, **extra: Any) -> dict[str, Any]:
         return self.call("sendMessage", {"chat_id": chat_id, "text": text, **extra})
 
-    def get_me(self) -> dict[str, Any]:
-        return self.call("getMe")
-
 
 def _error_from(method: str, status: int, payload: dict[str, Any]) -> TelegramError:
     code = int(payload.get("error_code") or status)
