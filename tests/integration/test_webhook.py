@@ -146,6 +146,8 @@ def test_invalid_amounts_get_a_clear_reply_and_store_nothing(system, updates):
         assert system.post_update(updates.message(ANNA, text, AT))["statusCode"] == 200
     replies = [c.params["text"] for c in system.telegram.sent_messages(ANNA.user_id)]
     assert len(replies) == 4 and all(r.startswith("Сумма") for r in replies)
+    assert "больше 1\u00a0000\u00a0000\u00a0000,00\u00a0₽" in replies[2]
+    assert "больше двух знаков после запятой" in replies[3]
     assert _count("SELECT count(*) FROM expenses") == 0
 
 

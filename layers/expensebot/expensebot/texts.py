@@ -9,6 +9,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from expensebot.parsing import MAX_AMOUNT, MAX_DESCRIPTION_LENGTH, InvalidInput
+
 LOCALES_DIR = Path(__file__).with_name("locales")
 DEFAULT_LANGUAGE = "ru"
 LANGUAGES = ("ru", "en")
@@ -60,3 +62,11 @@ def format_money(amount: Decimal, language: str, symbol: str = "₽") -> str:
 def format_percent(value: Decimal) -> str:
     """Whole percent, rounded down: 99.6 % of a budget is not yet "100 %"."""
     return f"{value.quantize(Decimal('1'), rounding=ROUND_FLOOR)}"
+
+
+def explain_invalid_input(language: str, error: InvalidInput, symbol: str = "₽") -> str:
+    """The reply to something the user typed that cannot be taken, saying what is wrong with it."""
+    if error.reason == "description_too_long":
+        return t(language, "description_too_long", max=MAX_DESCRIPTION_LENGTH)
+    reason = t(language, error.reason, max=format_money(MAX_AMOUNT, language, symbol))
+    return t(language, "invalid_amount", value=error.value, reason=reason)

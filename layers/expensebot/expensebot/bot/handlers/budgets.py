@@ -14,7 +14,7 @@ from expensebot.bootstrap import Runtime
 from expensebot.categories import CATEGORIES, guess_category
 from expensebot.parsing import InvalidInput, parse_amount
 from expensebot.periods import month_start
-from expensebot.texts import category_name, format_money, format_percent, t
+from expensebot.texts import category_name, explain_invalid_input, format_money, format_percent, t
 
 router = Router(name="budgets")
 
@@ -63,9 +63,7 @@ async def cmd_budget(
     try:
         amount = parse_amount(words[-1])
     except InvalidInput as exc:
-        return message.answer(
-            t(lang, "invalid_amount", value=exc.value, reason=t(lang, exc.reason, max="1 000 000 000"))
-        )
+        return message.answer(explain_invalid_input(lang, exc, symbol))
     set_budget(cur, user_id=user_id, amount=amount, category=category, now=runtime.clock.now())
     amount_text = format_money(amount, lang, symbol)
     if category is None:

@@ -10,9 +10,9 @@ from aiogram.types import Message
 
 from expensebot.bookkeeping import record_expense
 from expensebot.bootstrap import Runtime
-from expensebot.parsing import MAX_DESCRIPTION_LENGTH, InvalidInput, parse_expense
+from expensebot.parsing import InvalidInput, parse_expense
 from expensebot.periods import month_start
-from expensebot.texts import category_name, format_money, month_name, t
+from expensebot.texts import category_name, explain_invalid_input, format_money, month_name, t
 
 router = Router(name="expenses")
 
@@ -25,11 +25,7 @@ async def on_expense_text(
     try:
         parsed = parse_expense(message.text)
     except InvalidInput as exc:
-        if exc.reason == "description_too_long":
-            return message.answer(t(lang, "description_too_long", max=MAX_DESCRIPTION_LENGTH))
-        return message.answer(
-            t(lang, "invalid_amount", value=exc.value, reason=t(lang, exc.reason, max="1 000 000 000"))
-        )
+        return message.answer(explain_invalid_input(lang, exc, runtime.settings.currency_symbol))
     if parsed is None:
         return message.answer(t(lang, "not_understood"))
     first_instant = month_start(message.date, runtime.settings.tz)
