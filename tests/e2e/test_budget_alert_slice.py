@@ -3,6 +3,7 @@ schedule event, the worker fed the queue's real messages, one alert at the Teleg
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 
 import psycopg2
@@ -61,10 +62,10 @@ def test_running_the_job_again_and_redelivering_the_message_sends_nothing_more(s
 
     assert again["enqueued"] == 0
     assert duplicate["status"] == "duplicate"
-    sent_before_replies = [c for c in system.telegram.sent_messages(ANNA.user_id) if "%" in c.params["text"]]
-    assert len(sent_before_replies) == 1
+    alerts = [c for c in system.telegram.sent_messages(ANNA.user_id) if "%" in c.params["text"]]
+    assert len(alerts) == 1
 
-    conn = psycopg2.connect(system_database_url())
+    conn = psycopg2.connect(os.environ["DATABASE_URL"])
     with conn, conn.cursor() as cur:
         cur.execute("SELECT status, attempts FROM notifications WHERE kind = 'budget_alert'")
         assert cur.fetchall() == [("sent", 1)]
@@ -72,8 +73,3 @@ def test_running_the_job_again_and_redelivering_the_message_sends_nothing_more(s
         assert cur.fetchone() == (2,)
     conn.close()
 
-
-def system_database_url() -> str:
-    import os
-
-    return os.environ["DATABASE_URL"]
