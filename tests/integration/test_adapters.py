@@ -47,6 +47,15 @@ def _alert(budget_id: int, user_id: int, *, threshold: int = 80, spent: str = "8
                        threshold=threshold, spent=Decimal(spent), limit=Decimal(limit))
 
 
+def _terminate_backend(database_url: str, pid: int) -> None:
+    """What a server restart, a failover or a proxy's idle timeout does to a connection."""
+    killer = psycopg2.connect(database_url)
+    killer.autocommit = True
+    with killer.cursor() as cur:
+        cur.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    killer.close()
+
+
 def test_migrations_apply_once_and_then_report_nothing_pending(database_url):
     database = Database(lambda: database_url, timezone="Europe/Moscow")
     assert apply_migrations(database, MIGRATIONS_DIR) == []
@@ -63,11 +72,7 @@ def test_the_database_session_uses_the_application_time_zone(database_url):
 def test_a_connection_dropped_by_the_server_is_reopened_on_the_next_transaction(database_url):
     database = Database(lambda: database_url, timezone="Europe/Moscow")
     pid = database.fetch_all("SELECT pg_backend_pid() AS pid")[0]["pid"]
-    killer = psycopg2.connect(database_url)
-    killer.autocommit = True
-    with killer.cursor() as cur:
-        cur.execute("SELECT pg_terminate_backend(%s)", (pid,))
-    killer.close()
+    _terminate_backend(database_url, pid)
     with pytest.raises(DatabaseUnavailable):
         database.fetch_all("SELECT 1")
     assert database.fetch_all("SELECT 1 AS one") == [{"one": 1}]
@@ -84,11 +89,7 @@ def test_one_connection_serves_every_transaction_of_a_warm_environment(database_
 def test_a_connection_dropped_while_idle_is_replaced_before_use_without_an_error(database_url):
     database = Database(lambda: database_url, timezone="Europe/Moscow")
     pid = database.fetch_all("SELECT pg_backend_pid() AS pid")[0]["pid"]
-    killer = psycopg2.connect(database_url)
-    killer.autocommit = True
-    with killer.cursor() as cur:
-        cur.execute("SELECT pg_terminate_backend(%s)", (pid,))
-    killer.close()
+    _terminate_backend(database_url, pid)
     database._last_used -= IDLE_CHECK_SECONDS + 1  # a frozen Lambda environment, thawed a while later
     assert database.fetch_all("SELECT pg_backend_pid() AS pid")[0]["pid"] != pid
     database.close()
