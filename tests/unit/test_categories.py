@@ -73,9 +73,9 @@ def test_every_guessed_category_is_a_known_category() -> None:
 @pytest.mark.parametrize("category", [c for c in CATEGORIES if c != "other"])
 def test_every_category_has_a_name_in_every_locale_file(category: str, language: str) -> None:
     # category_name falls back to the bare key, so look in the file itself.
-    locale = json.loads((LOCALES_DIR / f"{language}.json").read_text(encoding="utf-8"))
+    locale = json.loads((LOCALES_DIR / language / "bot.json").read_text(encoding="utf-8"))
 
-    assert locale.get(f"category.{category}"), f"{language}.json has no name for {category!r}"
+    assert locale.get(f"category.{category}"), f"{language}/bot.json has no name for {category!r}"
     assert category_name(language, category) == locale[f"category.{category}"]
 
 

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
-import expensebot
 from expensebot.parsing import MAX_DESCRIPTION_LENGTH, ExpenseInput, InvalidInput, parse_amount, parse_expense
+from expensebot.texts import catalog
 
-RU_TEXTS = json.loads((Path(expensebot.__file__).parent / "locales" / "ru.json").read_text(encoding="utf-8"))
+RU_TEXTS = catalog("ru")
 
 
 @pytest.mark.parametrize(

@@ -3,11 +3,14 @@ the soft deadline that replaces Celery's task_soft_time_limit."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import traceback
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
@@ -56,6 +59,25 @@ class Deadline:
         return self.remaining() <= 0
 
 
+# The deadline of the worker invocation running the current task (set per batch by the worker), so a
+# long task (the cleanup's continuation) checkpoints at the same soft limit as a job run.
+_task_deadline: ContextVar[Deadline | None] = ContextVar("task_deadline", default=None)
+
+
+@contextmanager
+def task_deadline(deadline: Deadline) -> Iterator[Deadline]:
+    token = _task_deadline.set(deadline)
+    try:
+        yield deadline
+    finally:
+        _task_deadline.reset(token)
+
+
+def current_deadline(soft_limit_seconds: float) -> Deadline:
+    """The running batch's deadline; outside a worker (a test, the CLI) a fresh soft limit."""
+    return _task_deadline.get() or Deadline(soft_limit_seconds)
+
+
 @dataclass(frozen=True)
 class JobContext:
     slot: datetime  # the scheduled time: the run's "now" for every rule, so a retry decides the same
@@ -67,6 +89,8 @@ class JobContext:
 class JobResult:
     planned: int
     enqueued: int
+    # Whatever else the run wants in the ledger: {"deleted": 1200, "continued": true}, {"skipped": "..."}.
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -105,6 +129,7 @@ class JobOutcome(BaseModel):
     attempts: int | None = None
     planned: int = 0
     enqueued: int = 0
+    details: dict[str, Any] = {}
 
 
 # Opens the run for a slot, or takes over a failed one, or one whose worker died (still 'running' after
@@ -177,6 +202,7 @@ def run_scheduled_job(
         attempts=attempts,
         planned=result.planned,
         enqueued=result.enqueued,
+        details=result.details,
     )
 
 
@@ -185,17 +211,37 @@ def _finish(
 ) -> None:
     with runtime.db.transaction() as cur:
         cur.execute(
-            "UPDATE job_runs SET status = %s, finished_at = %s, planned = %s, enqueued = %s, error = %s"
-            " WHERE id = %s",
+            # `||` keeps counters a continuation may already have added to this run.
+            "UPDATE job_runs SET status = %s, finished_at = %s, planned = %s, enqueued = %s, error = %s,"
+            " details = details || %s::jsonb WHERE id = %s",
             (
                 status,
                 runtime.clock.now(),
                 result.planned if result else None,
                 result.enqueued if result else None,
                 error,
+                json.dumps(result.details if result else {}, default=str),
                 run_id,
             ),
         )
+
+
+_ADD_TO_COUNTERS = """
+UPDATE job_runs
+   SET details = details || (
+       SELECT jsonb_object_agg(key, COALESCE((details ->> key)::bigint, 0) + value::bigint)
+         FROM jsonb_each_text(%(counters)s::jsonb)
+   )
+ WHERE id = %(run_id)s
+"""
+
+
+def add_to_run_counters(runtime: Runtime, run_id: int | None, **counters: int) -> None:
+    """Adds to a run's counters in the ledger (a continuation's deleted rows to the run that began it)."""
+    if run_id is None or not counters:
+        return
+    with runtime.db.transaction() as cur:
+        cur.execute(_ADD_TO_COUNTERS, {"counters": json.dumps(counters), "run_id": run_id})
 
 
 def _describe(exc: BaseException) -> str:

@@ -1,5 +1,6 @@
-"""The words users read. Texts live in locales/<language>.json, keyed by name; this module picks the
-language and formats money the way each language writes it."""
+"""The words users read. Texts live in locales/<language>/<area>.json (one file per feature, so the bot
+and each job keep their own), keyed by name; this module merges a language's files, picks the language
+and formats money the way each language writes it."""
 
 from __future__ import annotations
 
@@ -25,22 +26,29 @@ def language_for(language_code: str | None) -> str:
 
 
 @cache
-def _catalog(language: str) -> dict[str, Any]:
-    return json.loads((LOCALES_DIR / f"{language}.json").read_text(encoding="utf-8"))
+def catalog(language: str) -> dict[str, Any]:
+    """Every text of a language; a key defined in two files is an error, not a silent override."""
+    merged: dict[str, Any] = {}
+    for path in sorted((LOCALES_DIR / language).glob("*.json")):
+        texts = json.loads(path.read_text(encoding="utf-8"))
+        repeated = merged.keys() & texts.keys()
+        if repeated:
+            raise ValueError(f"{path}: keys already defined in another file: {', '.join(sorted(repeated))}")
+        merged.update(texts)
+    return merged
 
 
 def t(language: str, key: str, **values: object) -> str:
-    template = _catalog(language if language in LANGUAGES else DEFAULT_LANGUAGE)[key]
+    template = catalog(language if language in LANGUAGES else DEFAULT_LANGUAGE)[key]
     return str(template).format(**values)
 
 
 def month_name(language: str, month: int) -> str:
-    return _catalog(language)["months"][month - 1]
+    return catalog(language)["months"][month - 1]
 
 
 def category_name(language: str, category: str) -> str:
-    catalog = _catalog(language)
-    return str(catalog.get(f"category.{category}", category))
+    return str(catalog(language).get(f"category.{category}", category))
 
 
 def format_money(amount: Decimal, language: str, symbol: str = "₽") -> str:

@@ -9,7 +9,9 @@ batch item failures, so one bad record never fails the others. Around that:
   not after the queue's whole 3600 s visibility timeout; after maxReceiveCount receives SQS moves it to
   the DLQ;
 - Telegram's 429 brings the record back after `retry_after`; a message another worker is sending comes
-  back when that worker's claim lapses.
+  back when that worker's claim lapses;
+- at the soft time limit (Celery's task_soft_time_limit) the records not yet started are handed back at
+  once, as batch item failures, instead of being cut off by the function timeout.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from expensebot.bootstrap import Runtime, get_runtime
 from expensebot.delivery import DeliveryInProgress, claim_lease_seconds
-from expensebot.errors import InvalidMessage, TelegramBadRequest, TelegramRetryAfter
+from expensebot.errors import ExpenseBotError, InvalidMessage, TelegramBadRequest, TelegramRetryAfter
 from expensebot.observability import logger, metrics
+from expensebot.scheduling import Deadline, LambdaContextLike, current_deadline, task_deadline
 from expensebot.tasks import lookup, parse_message
 
 BACKOFF_FIRST_SECONDS = 30
@@ -41,11 +45,30 @@ def retry_delay(receive_count: int, error: BaseException, *, lease_seconds: int)
     return min(BACKOFF_MAX_SECONDS, BACKOFF_FIRST_SECONDS * 2 ** max(0, receive_count - 1))
 
 
+class NotStarted(ExpenseBotError):
+    """The batch reached its soft time limit before this record began: it goes back to the queue now."""
+
+
 RECORD_LOG_KEYS = ["task", "task_id", "job_run_id"]
+
+# Even when every record failed, answer with the list instead of raising: each record has already been
+# given its own retry delay, and an escaping exception would fail the batch as a whole.
+_processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+
+def handle_sqs_batch(event: dict[str, Any], context: LambdaContextLike | None) -> dict[str, Any]:
+    """What a worker function's lambda_handler calls: every record of the batch, under one soft deadline
+    measured from the batch's start."""
+    runtime = get_runtime()
+    with task_deadline(Deadline(runtime.settings.soft_time_limit_seconds, context)):
+        return process_partial_response(event=event, record_handler=run_task_record, processor=_processor,
+                                        context=context)  # type: ignore[arg-type]
 
 
 def run_task_record(record: SQSRecord) -> Any:
     try:
+        if current_deadline(get_runtime().settings.soft_time_limit_seconds).expired():
+            _hand_back_unstarted(record)
         return _run(record)
     finally:
         # The next record of the batch must not be logged under this one's task.
@@ -77,6 +100,15 @@ def _run(record: SQSRecord) -> Any:
         logger.exception("task failed; retrying later", extra={"receive_count": receive_count, "retry_in": delay})
         _delay_redelivery(runtime, record, delay)
         raise
+
+
+def _hand_back_unstarted(record: SQSRecord) -> None:
+    runtime = get_runtime()
+    metrics.add_metric(name="RecordsHandedBackAtSoftLimit", unit="Count", value=1)
+    logger.warning("soft time limit reached: record handed back unstarted", extra={"message_id": record.message_id})
+    # Visible again at once, for the next invocation, rather than after the queue's visibility timeout.
+    _delay_redelivery(runtime, record, 0)
+    raise NotStarted(f"message {record.message_id} not started: the batch reached its soft time limit")
 
 
 def _park(runtime: Runtime, record: SQSRecord, exc: Exception, task_name: str | None) -> None:
