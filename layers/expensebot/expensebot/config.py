@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     # function timeout, Celery's task_time_limit).
     hard_time_limit_seconds: int = Field(600, ge=1, le=900, validation_alias="HARD_TIME_LIMIT_SECONDS")
 
+    # Rows per cleanup transaction: each batch must stay well under a second (make bench BENCH=cleanup).
+    cleanup_batch_size: int = Field(5_000, ge=1, le=100_000, validation_alias="CLEANUP_BATCH_SIZE")
+
     queue_url_default: str | None = Field(None, validation_alias="QUEUE_URL_DEFAULT")
     queue_url_reports: str | None = Field(None, validation_alias="QUEUE_URL_REPORTS")
     queue_url_recurring: str | None = Field(None, validation_alias="QUEUE_URL_RECURRING")

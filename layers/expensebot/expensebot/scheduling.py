@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from time import monotonic as _monotonic
 from typing import Any, Literal, Protocol
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -50,10 +50,10 @@ class Deadline:
         budget = soft_limit_seconds
         if context is not None:
             budget = min(budget, context.get_remaining_time_in_millis() / 1000 - self.CHECKPOINT_MARGIN_SECONDS)
-        self._ends_at = time.monotonic() + max(0.0, budget)
+        self._ends_at = _monotonic() + max(0.0, budget)
 
     def remaining(self) -> float:
-        return max(0.0, self._ends_at - time.monotonic())
+        return max(0.0, self._ends_at - _monotonic())
 
     def expired(self) -> bool:
         return self.remaining() <= 0
@@ -191,7 +191,7 @@ def run_scheduled_job(
         metrics.add_metric(name="JobFailures", unit="Count", value=1)
         logger.exception("job run failed", extra={"attempt": attempts})
         raise
-    _finish(runtime, run_id, status="succeeded", result=result)
+    details = _finish(runtime, run_id, status="succeeded", result=result)
     metrics.add_metric(name="UnitsEnqueued", unit="Count", value=result.enqueued)
     logger.info("job run succeeded", extra={"planned": result.planned, "enqueued": result.enqueued})
     return JobOutcome(
@@ -202,18 +202,19 @@ def run_scheduled_job(
         attempts=attempts,
         planned=result.planned,
         enqueued=result.enqueued,
-        details=result.details,
+        details=details,
     )
 
 
 def _finish(
     runtime: Runtime, run_id: int, *, status: str, result: JobResult | None = None, error: str | None = None
-) -> None:
+) -> dict[str, Any]:
+    """Closes the run; returns its details as the ledger now has them (with continuations' counters)."""
     with runtime.db.transaction() as cur:
         cur.execute(
             # `||` keeps counters a continuation may already have added to this run.
             "UPDATE job_runs SET status = %s, finished_at = %s, planned = %s, enqueued = %s, error = %s,"
-            " details = details || %s::jsonb WHERE id = %s",
+            " details = details || %s::jsonb WHERE id = %s RETURNING details",
             (
                 status,
                 runtime.clock.now(),
@@ -224,6 +225,8 @@ def _finish(
                 run_id,
             ),
         )
+        row = cur.fetchone()
+    return dict(row["details"]) if row else {}
 
 
 _ADD_TO_COUNTERS = """

@@ -16,6 +16,23 @@ MAX_VISIBILITY = 12 * 60 * 60  # ChangeMessageVisibility's ceiling
 
 
 @dataclass(frozen=True)
+class QueueDepth:
+    """SQS's approximate counts (they lag by up to a minute, as the console's do)."""
+
+    waiting: int
+    in_flight: int
+    delayed: int
+    dead_letter: int
+
+
+_DEPTH_ATTRIBUTES = [
+    "ApproximateNumberOfMessages",
+    "ApproximateNumberOfMessagesNotVisible",
+    "ApproximateNumberOfMessagesDelayed",
+]
+
+
+@dataclass(frozen=True)
 class OutgoingMessage:
     body: str
     delay_seconds: int = 0
@@ -70,6 +87,20 @@ class QueueClient:
                 reasons = "; ".join(f"{f.get('Code')}: {f.get('Message')}" for f in failures) or "unknown"
                 raise EnqueueError(f"{len(pending)} message(s) not sent to {queue!r}: {reasons}")
         return sent
+
+    def depth(self, queue: str) -> QueueDepth:
+        """Messages waiting, in flight and delayed on a queue, and waiting in its DLQ (the seed's LLEN)."""
+        url = self.url(queue)
+        counts = self.client.get_queue_attributes(QueueUrl=url, AttributeNames=_DEPTH_ATTRIBUTES)["Attributes"]
+        dead = self.client.get_queue_attributes(
+            QueueUrl=self.dead_letter_url(url), AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]
+        return QueueDepth(
+            waiting=int(counts.get("ApproximateNumberOfMessages", 0)),
+            in_flight=int(counts.get("ApproximateNumberOfMessagesNotVisible", 0)),
+            delayed=int(counts.get("ApproximateNumberOfMessagesDelayed", 0)),
+            dead_letter=int(dead.get("ApproximateNumberOfMessages", 0)),
+        )
 
     def change_visibility(self, queue_url: str, receipt_handle: str, seconds: int) -> None:
         """When the message comes back: SQS allows 0 s to 12 h from now."""

@@ -1,0 +1,136 @@
+"""cleanup_old_expenses — Sunday 03:00, queue `maintenance`.
+
+Deletes expenses older than the retention (RETENTION_DAYS, default 730 days) counted back from the run's
+scheduled time. Rows go in batches of at most `DEFAULT_BATCH_SIZE`, oldest first, each batch its own
+short transaction (row locks only, no table lock), so the bot keeps writing while the cleanup runs.
+When the soft time limit is near, the run stops between batches and enqueues its continuation on the
+maintenance queue with the same cutoff; the continuation does the same until nothing is left. Every
+deleted row is added to the run's `deleted` counter in the ledger, so the run reports its whole count.
+Nothing at or after the cutoff is ever touched: the cutoff is fixed once, by the run's slot."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from pydantic import AwareDatetime, BaseModel, Field
+
+from expensebot.bootstrap import Runtime
+from expensebot.observability import logger, metrics
+from expensebot.scheduling import Deadline, JobContext, JobResult, add_to_run_counters, current_deadline, job
+from expensebot.tasks import task
+
+JOB = "cleanup_old_expenses"
+
+# The batch size is a setting (CLEANUP_BATCH_SIZE, default 5,000): each batch is one transaction, and
+# make bench BENCH=cleanup shows how long one takes at the default.
+DEFAULT_BATCH_SIZE = 5_000
+
+# A batch that waits on a row lock longer than this gives up (and the run continues later) rather than
+# queueing behind someone's long transaction.
+LOCK_TIMEOUT = "2s"
+
+
+def cleanup_cutoff(slot: datetime, retention_days: int) -> datetime:
+    """Expenses spent before this instant are past the retention."""
+    return slot - timedelta(days=retention_days)
+
+
+class CleanupContinuation(BaseModel):
+    """The rest of a run that reached its soft time limit: same cutoff, same ledger row."""
+
+    cutoff: AwareDatetime
+    job_run_id: int
+    generation: int = Field(1, ge=1)  # the nth continuation of this run; only one of each is enqueued
+    batch_size: int = Field(DEFAULT_BATCH_SIZE, ge=1, le=100_000)
+
+
+# Oldest first through the spent_at index; SKIP LOCKED lets two copies of a continuation (a duplicate
+# delivery) share the work instead of waiting for each other.
+_DELETE_BATCH = """
+DELETE FROM expenses
+ WHERE id IN (SELECT id FROM expenses
+               WHERE spent_at < %(cutoff)s
+               ORDER BY spent_at
+               LIMIT %(batch_size)s
+               FOR UPDATE SKIP LOCKED)
+"""
+
+
+def delete_expired_batch(runtime: Runtime, cutoff: datetime, batch_size: int = DEFAULT_BATCH_SIZE) -> int:
+    """One short transaction: deletes up to batch_size of the oldest expenses spent before cutoff."""
+    with runtime.db.transaction() as cur:
+        cur.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+        cur.execute(_DELETE_BATCH, {"cutoff": cutoff, "batch_size": batch_size})
+        return int(cur.rowcount)
+
+
+def count_expired(runtime: Runtime, cutoff: datetime) -> int:
+    rows = runtime.db.fetch_all("SELECT count(*) AS expired FROM expenses WHERE spent_at < %s", (cutoff,))
+    return int(rows[0]["expired"])
+
+
+def delete_until_done_or_deadline(
+    runtime: Runtime, cutoff: datetime, deadline: Deadline, batch_size: int = DEFAULT_BATCH_SIZE
+) -> tuple[int, bool]:
+    """Deletes batch after batch; returns (rows deleted, whether rows may remain)."""
+    deleted = 0
+    while not deadline.expired():
+        removed = delete_expired_batch(runtime, cutoff, batch_size)
+        deleted += removed
+        if removed < batch_size:
+            return deleted, False
+    return deleted, True
+
+
+@job(JOB, queue="maintenance", schedule="Sunday 03:00")
+def cleanup_old_expenses(runtime: Runtime, ctx: JobContext) -> JobResult:
+    cutoff = cleanup_cutoff(ctx.slot, runtime.settings.retention_days)
+    expired = count_expired(runtime, cutoff)
+    batch_size = runtime.settings.cleanup_batch_size
+    deleted, unfinished = delete_until_done_or_deadline(runtime, cutoff, ctx.deadline, batch_size)
+    # Counted before the continuation exists: it adds its own rows to the same counter, maybe before
+    # this run has finished.
+    add_to_run_counters(runtime, ctx.run_id, deleted=deleted)
+    metrics.add_metric(name="ExpensesDeleted", unit="Count", value=deleted)
+    enqueued = 0
+    if unfinished:
+        rest = CleanupContinuation(cutoff=cutoff, job_run_id=ctx.run_id, batch_size=batch_size)
+        enqueued = int(_continue(runtime, rest))
+    logger.info("cleanup", extra={"cutoff": cutoff.isoformat(), "deleted": deleted, "continued": unfinished})
+    return JobResult(planned=expired, enqueued=enqueued, details={"cutoff": cutoff.isoformat()})
+
+
+# The ledger row remembers the highest continuation enqueued, so two copies of the same continuation
+# (SQS delivers at least once) enqueue one successor between them, not one each.
+_CLAIM_CONTINUATION = """
+UPDATE job_runs
+   SET details = details || jsonb_build_object('continuations', %(generation)s::int)
+ WHERE id = %(run_id)s AND COALESCE((details ->> 'continuations')::int, 0) < %(generation)s
+RETURNING id
+"""
+
+
+def _continue(runtime: Runtime, continuation: CleanupContinuation) -> bool:
+    with runtime.db.transaction() as cur:
+        cur.execute(_CLAIM_CONTINUATION, {"generation": continuation.generation, "run_id": continuation.job_run_id})
+        claimed = cur.fetchone() is not None
+        if claimed:
+            # Sent inside the claim's transaction: if SQS refuses, the claim rolls back with it and a
+            # retry can enqueue the continuation again.
+            continue_cleanup.delay(continuation, runtime=runtime)
+            logger.info("cleanup continues on the maintenance queue", extra={"generation": continuation.generation})
+    return claimed
+
+
+@task("maintenance.continue_cleanup", args=CleanupContinuation, job=JOB)
+def continue_cleanup(runtime: Runtime, continuation: CleanupContinuation) -> dict[str, int | bool]:
+    """Go on deleting expired expenses where a cleanup run stopped at its soft time limit."""
+    deadline = current_deadline(runtime.settings.soft_time_limit_seconds)
+    deleted, unfinished = delete_until_done_or_deadline(
+        runtime, continuation.cutoff, deadline, continuation.batch_size
+    )
+    add_to_run_counters(runtime, continuation.job_run_id, deleted=deleted)
+    metrics.add_metric(name="ExpensesDeleted", unit="Count", value=deleted)
+    if unfinished:
+        _continue(runtime, continuation.model_copy(update={"generation": continuation.generation + 1}))
+    return {"deleted": deleted, "continued": unfinished}

@@ -1,0 +1,48 @@
+"""debug_task, kept from the seed: a task any operator can enqueue on the default queue to check the
+pipeline end to end (SQS → worker → database → Telegram). It logs what it received and how long it
+waited in the queue, and with a chat_id it sends a message there, so a person sees the whole path work."""
+
+from __future__ import annotations
+
+import uuid
+
+from pydantic import AwareDatetime, BaseModel, Field
+
+from expensebot.bootstrap import Runtime
+from expensebot.delivery import OutboundMessage, deliver
+from expensebot.observability import logger, metrics
+from expensebot.tasks import task
+from expensebot.texts import t
+
+
+class DebugRequest(BaseModel):
+    note: str = Field("", max_length=500)
+    chat_id: int | None = None  # where to say that the pipeline works; none: only the log line
+    requested_at: AwareDatetime | None = None
+    request_id: str = Field(default_factory=lambda: uuid.uuid4().hex, min_length=1, max_length=100)
+
+
+@task("default.debug_task", args=DebugRequest)
+def debug_task(runtime: Runtime, request: DebugRequest) -> dict[str, object]:
+    """Check the pipeline end to end: log the request, and answer in a chat when one is given."""
+    ran_at = runtime.clock.now()
+    lag = (ran_at - request.requested_at).total_seconds() if request.requested_at else None
+    logger.info("debug_task", extra={"request": request.model_dump(mode="json"), "queue_lag_seconds": lag})
+    metrics.add_metric(name="DebugTasks", unit="Count", value=1)
+    outcome: dict[str, object] = {"request_id": request.request_id, "ran_at": ran_at.isoformat(), "lag_seconds": lag}
+    if request.chat_id is not None:
+        tz = runtime.settings.tz
+        text = t(
+            "ru",
+            "debug_task_reply",
+            requested_at=request.requested_at.astimezone(tz).strftime("%H:%M:%S") if request.requested_at else "?",
+            ran_at=ran_at.astimezone(tz).strftime("%H:%M:%S"),
+            lag=f"{lag:.1f}" if lag is not None else "?",
+            note=request.note,
+        ).strip()
+        delivery = deliver(
+            runtime,
+            OutboundMessage(dedupe_key=f"debug:{request.request_id}", kind="debug", chat_id=request.chat_id, text=text),
+        )
+        outcome["delivery"] = delivery.value
+    return outcome
