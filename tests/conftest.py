@@ -27,7 +27,7 @@ EVENTS_DIR = Path(__file__).resolve().parents[1] / "infra" / "events"
 MOSCOW = ZoneInfo("Europe/Moscow")
 
 APPLICATION_TABLES = (
-    "processed_updates", "job_runs", "notifications", "budget_alerts", "budgets",
+    "processed_updates", "job_runs", "notifications", "monthly_reports", "budget_alerts", "budgets",
     "expenses", "recurring_payments", "users",
 )
 

@@ -239,6 +239,29 @@ UPDATE job_runs
 """
 
 
+# The ledger row remembers the highest continuation enqueued, so two copies of one continuation (SQS
+# delivers at least once) enqueue one successor between them, not one each.
+_CLAIM_CONTINUATION = """
+UPDATE job_runs
+   SET details = details || jsonb_build_object('continuations', %(generation)s::int)
+ WHERE id = %(run_id)s AND COALESCE((details ->> 'continuations')::int, 0) < %(generation)s
+RETURNING id
+"""
+
+
+def continue_run(runtime: Runtime, run_id: int, generation: int, enqueue: Callable[[], object]) -> bool:
+    """Enqueues a run's `generation`-th continuation (work left at the soft time limit) unless a copy of
+    the same step already did; returns whether this call enqueued it. `enqueue` runs inside the claim's
+    transaction: if SQS refuses, the claim rolls back with it and a retry can enqueue again."""
+    with runtime.db.transaction() as cur:
+        cur.execute(_CLAIM_CONTINUATION, {"generation": generation, "run_id": run_id})
+        claimed = cur.fetchone() is not None
+        if claimed:
+            enqueue()
+            logger.info("the run continues on its queue", extra={"job_run_id": run_id, "generation": generation})
+    return claimed
+
+
 def add_to_run_counters(runtime: Runtime, run_id: int | None, **counters: int) -> None:
     """Adds to a run's counters in the ledger (a continuation's deleted rows to the run that began it)."""
     if run_id is None or not counters:

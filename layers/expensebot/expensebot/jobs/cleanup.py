@@ -16,7 +16,15 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from expensebot.bootstrap import Runtime
 from expensebot.observability import logger, metrics
-from expensebot.scheduling import Deadline, JobContext, JobResult, add_to_run_counters, current_deadline, job
+from expensebot.scheduling import (
+    Deadline,
+    JobContext,
+    JobResult,
+    add_to_run_counters,
+    continue_run,
+    current_deadline,
+    job,
+)
 from expensebot.tasks import task
 
 JOB = "cleanup_old_expenses"
@@ -100,26 +108,11 @@ def cleanup_old_expenses(runtime: Runtime, ctx: JobContext) -> JobResult:
     return JobResult(planned=expired, enqueued=enqueued, details={"cutoff": cutoff.isoformat()})
 
 
-# The ledger row remembers the highest continuation enqueued, so two copies of the same continuation
-# (SQS delivers at least once) enqueue one successor between them, not one each.
-_CLAIM_CONTINUATION = """
-UPDATE job_runs
-   SET details = details || jsonb_build_object('continuations', %(generation)s::int)
- WHERE id = %(run_id)s AND COALESCE((details ->> 'continuations')::int, 0) < %(generation)s
-RETURNING id
-"""
-
-
 def _continue(runtime: Runtime, continuation: CleanupContinuation) -> bool:
-    with runtime.db.transaction() as cur:
-        cur.execute(_CLAIM_CONTINUATION, {"generation": continuation.generation, "run_id": continuation.job_run_id})
-        claimed = cur.fetchone() is not None
-        if claimed:
-            # Sent inside the claim's transaction: if SQS refuses, the claim rolls back with it and a
-            # retry can enqueue the continuation again.
-            continue_cleanup.delay(continuation, runtime=runtime)
-            logger.info("cleanup continues on the maintenance queue", extra={"generation": continuation.generation})
-    return claimed
+    return continue_run(
+        runtime, continuation.job_run_id, continuation.generation,
+        lambda: continue_cleanup.delay(continuation, runtime=runtime),
+    )
 
 
 @task("maintenance.continue_cleanup", args=CleanupContinuation, job=JOB)

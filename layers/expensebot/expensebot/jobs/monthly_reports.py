@@ -1,0 +1,420 @@
+"""send_monthly_reports — daily 20:00, queue `reports`; does its work only on the month's last day.
+
+The schedule fires every day at 20:00 in the application's time zone and the rule is here: when the slot,
+read in that zone, is not the last day of its month, the run records "skipped" and does nothing. On the
+last day, every active user with at least one expense in that month (months in the application's zone)
+who has not had that month's report yet gets one unit on the reports queue; a user with no expenses that
+month gets nothing. The report: the month's total, amount and share per category (largest first), the
+change against the previous month (amount and percent; "nothing to compare with" when the previous month
+had no expenses), and, when budgets are set, each budget's spent / limit / percent. Amounts are exact, to
+the kopeck.
+
+Once per user per month, whatever the number of runs or redeliveries: the worker records the report in
+`monthly_reports` (primary key user and month) before sending, the planner skips users who have that row,
+and the message goes through the delivery claim under `monthly_report:{user_id}:{YYYY-MM}`, so two
+deliveries of the same unit send one Telegram message. A unit with a `request_id` is an on-demand report
+(the bot's /report): no `monthly_reports` row, one message per request (`report_request:{request_id}`).
+
+Enqueuing checkpoints at the soft time limit: the run stops between chunks and hands the rest of the
+users (those after the last one enqueued) to a continuation task on the reports queue, which adds what it
+enqueues to the run's counters in the ledger."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, Field, field_validator
+
+from expensebot.bootstrap import Runtime
+from expensebot.delivery import Delivery, OutboundMessage, deliver
+from expensebot.observability import logger
+from expensebot.scheduling import (
+    Deadline,
+    JobContext,
+    JobResult,
+    add_to_run_counters,
+    continue_run,
+    current_deadline,
+    job,
+)
+from expensebot.tasks import task
+from expensebot.texts import category_name, format_money, format_percent, language_for, month_name, t
+
+JOB = "send_monthly_reports"
+SKIPPED_NOT_LAST_DAY = "not the last day of the month"
+
+# Units sent to SQS between two looks at the soft deadline: 100 SendMessageBatch calls.
+ENQUEUE_CHUNK_SIZE = 1_000
+
+TENTH = Decimal("0.1")
+
+
+# ---------------------------------------------------------------- the calendar rule
+
+
+def is_last_day_of_month(day: date) -> bool:
+    return (day + timedelta(days=1)).day == 1
+
+
+def month_due(slot: datetime, tz: ZoneInfo) -> date | None:
+    """The month whose report is due at this slot (its first day), or None when the slot, read in the
+    application's zone, is not on its month's last day. The zone matters: 20:00 in a zone west of UTC is
+    already the next day in UTC."""
+    local_day = slot.astimezone(tz).date()
+    return local_day.replace(day=1) if is_last_day_of_month(local_day) else None
+
+
+def previous_month(month: date) -> date:
+    return (month.replace(day=1) - timedelta(days=1)).replace(day=1)
+
+
+def next_month(month: date) -> date:
+    return (month.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+def month_bounds(month: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """The month as instants [start, end) of the application's zone, as periods.month_start has them."""
+    following = next_month(month)
+    return (
+        datetime(month.year, month.month, 1, tzinfo=tz),
+        datetime(following.year, following.month, 1, tzinfo=tz),
+    )
+
+
+# ---------------------------------------------------------------- the unit of work
+
+
+class ReportUnit(BaseModel):
+    """One report on the reports queue: the month's report (request_id None) or an on-demand one."""
+
+    user_id: int
+    chat_id: int
+    language_code: str | None = None
+    month: date  # its first day
+    request_id: str | None = Field(None, min_length=1, max_length=200)
+
+    @field_validator("month")
+    @classmethod
+    def _first_day(cls, month: date) -> date:
+        if month.day != 1:
+            raise ValueError(f"month must be given by its first day, not {month.isoformat()}")
+        return month
+
+    @property
+    def is_monthly(self) -> bool:
+        return self.request_id is None
+
+    @property
+    def dedupe_key(self) -> str:
+        if self.request_id is None:
+            return f"monthly_report:{self.user_id}:{self.month:%Y-%m}"
+        return f"report_request:{self.request_id}"
+
+    @property
+    def kind(self) -> str:
+        return "monthly_report" if self.request_id is None else "report"
+
+
+class ReportsContinuation(BaseModel):
+    """The users left when a run (or a continuation) reached its soft time limit: those after after_user_id."""
+
+    month: date
+    after_user_id: int
+    job_run_id: int
+    generation: int = Field(1, ge=1)  # the nth continuation of this run; only one of each is enqueued
+
+
+# ---------------------------------------------------------------- the plan
+
+# One statement for every user. Semi-join on the month's expenses through expenses_user_spent_at, anti-join
+# on the reports already taken on; ordered by user_id so a continuation resumes after the last one enqueued.
+_USERS_DUE_A_REPORT = """
+SELECT u.user_id, u.chat_id, u.language_code
+  FROM users u
+ WHERE u.is_active
+   AND (%(after_user_id)s::bigint IS NULL OR u.user_id > %(after_user_id)s::bigint)
+   AND EXISTS (SELECT 1 FROM expenses e
+                WHERE e.user_id = u.user_id AND e.spent_at >= %(start)s AND e.spent_at < %(end)s)
+   AND NOT EXISTS (SELECT 1 FROM monthly_reports r WHERE r.user_id = u.user_id AND r.month = %(month)s)
+ ORDER BY u.user_id
+"""
+
+
+def plan_monthly_reports(runtime: Runtime, month: date, *, after_user_id: int | None = None) -> list[ReportUnit]:
+    """Every active user with an expense in the month who has not had its report, by user_id."""
+    month = month.replace(day=1)
+    start, end = month_bounds(month, runtime.settings.tz)
+    rows = runtime.db.fetch_all(
+        _USERS_DUE_A_REPORT, {"start": start, "end": end, "month": month, "after_user_id": after_user_id}
+    )
+    return [
+        ReportUnit(user_id=row["user_id"], chat_id=row["chat_id"], language_code=row["language_code"], month=month)
+        for row in rows
+    ]
+
+
+@job(JOB, queue="reports", schedule="daily 20:00, reports on the month's last day")
+def send_monthly_reports(runtime: Runtime, ctx: JobContext) -> JobResult:
+    month = month_due(ctx.slot, runtime.settings.tz)
+    if month is None:
+        return JobResult(planned=0, enqueued=0, details={"skipped": SKIPPED_NOT_LAST_DAY})
+    units = plan_monthly_reports(runtime, month)
+    enqueued, rest_after = _enqueue_until_deadline(runtime, units, ctx.deadline, ctx.run_id)
+    details: dict[str, object] = {"month": f"{month:%Y-%m}"}
+    if rest_after is not None:
+        details["continued"] = True
+        _continue(runtime, ReportsContinuation(month=month, after_user_id=rest_after, job_run_id=ctx.run_id))
+    return JobResult(planned=len(units), enqueued=enqueued, details=details)
+
+
+def _enqueue_until_deadline(
+    runtime: Runtime, units: Sequence[ReportUnit], deadline: Deadline, run_id: int | None
+) -> tuple[int, int | None]:
+    """Enqueues chunk after chunk; returns (units enqueued, the last user enqueued when the deadline stopped
+    it with units left, else None). The first chunk always goes, so every invocation makes progress."""
+    enqueued = 0
+    for start in range(0, len(units), ENQUEUE_CHUNK_SIZE):
+        if start and deadline.expired():
+            return enqueued, units[start - 1].user_id
+        enqueued += send_monthly_report.delay_many(
+            units[start : start + ENQUEUE_CHUNK_SIZE], runtime=runtime, job_run_id=run_id
+        )
+    return enqueued, None
+
+
+def _continue(runtime: Runtime, continuation: ReportsContinuation) -> bool:
+    return continue_run(
+        runtime, continuation.job_run_id, continuation.generation,
+        lambda: continue_monthly_reports.delay(continuation, runtime=runtime),
+    )
+
+
+@task("reports.continue_monthly_reports", args=ReportsContinuation, job=JOB)
+def continue_monthly_reports(runtime: Runtime, continuation: ReportsContinuation) -> dict[str, int | bool]:
+    """Go on enqueuing a month's reports where a run stopped at its soft time limit."""
+    # A duplicate of this message re-plans the same users; the units it enqueues twice cost a message
+    # each and nothing more (the report's row and dedupe key make the second one a no-op).
+    units = plan_monthly_reports(runtime, continuation.month, after_user_id=continuation.after_user_id)
+    deadline = current_deadline(runtime.settings.soft_time_limit_seconds)
+    enqueued, rest_after = _enqueue_until_deadline(runtime, units, deadline, continuation.job_run_id)
+    add_to_run_counters(runtime, continuation.job_run_id, enqueued_by_continuations=enqueued)
+    if rest_after is not None:
+        _continue(
+            runtime,
+            continuation.model_copy(update={"after_user_id": rest_after, "generation": continuation.generation + 1}),
+        )
+    return {"enqueued": enqueued, "continued": rest_after is not None}
+
+
+# ---------------------------------------------------------------- the report
+
+
+@dataclass(frozen=True)
+class CategorySpend:
+    category: str
+    amount: Decimal
+    share: Decimal  # percent of the month's total, one decimal
+
+
+@dataclass(frozen=True)
+class BudgetStatus:
+    category: str | None  # None: the whole month's budget
+    limit: Decimal
+    spent: Decimal
+
+    @property
+    def percent(self) -> Decimal:
+        return self.spent * 100 / self.limit
+
+    @property
+    def over_by(self) -> Decimal:
+        return max(Decimal(0), self.spent - self.limit)
+
+
+@dataclass(frozen=True)
+class MonthlyReport:
+    user_id: int
+    month: date
+    total: Decimal
+    expense_count: int
+    categories: tuple[CategorySpend, ...]
+    previous_total: Decimal
+    budgets: tuple[BudgetStatus, ...]
+
+    @property
+    def change(self) -> Decimal:
+        return self.total - self.previous_total
+
+    @property
+    def change_percent(self) -> Decimal | None:
+        """Against the previous month, one decimal; None when that month had nothing to compare with."""
+        if self.previous_total == 0:
+            return None
+        return (self.change * 100 / self.previous_total).quantize(TENTH, rounding=ROUND_HALF_EVEN)
+
+
+def category_shares(amounts: Mapping[str, Decimal]) -> tuple[CategorySpend, ...]:
+    """Categories largest first (ties by name), each with its share of the total in percent, one decimal."""
+    total = sum(amounts.values(), Decimal(0))
+    ordered = sorted(amounts.items(), key=lambda item: (-item[1], item[0]))
+    return tuple(
+        CategorySpend(
+            category,
+            amount,
+            (amount * 100 / total).quantize(TENTH, rounding=ROUND_HALF_EVEN) if total else Decimal(0),
+        )
+        for category, amount in ordered
+    )
+
+
+# One statement, one snapshot: the user's spending of the month and of the one before, per category
+# (index-only through expenses_user_spent_at), and the user's budgets beside it.
+_MONTH_SPEND_AND_BUDGETS = """
+SELECT 'spend' AS source, e.spent_at >= %(start)s AS this_month, e.category,
+       SUM(e.amount) AS amount, COUNT(*) AS expense_count
+  FROM expenses e
+ WHERE e.user_id = %(user_id)s AND e.spent_at >= %(previous_start)s AND e.spent_at < %(end)s
+ GROUP BY 2, 3
+UNION ALL
+SELECT 'budget', NULL::boolean, b.category, b.amount, NULL::bigint
+  FROM budgets b
+ WHERE b.user_id = %(user_id)s
+"""
+
+
+def build_monthly_report(runtime: Runtime, user_id: int, month: date) -> MonthlyReport:
+    month = month.replace(day=1)
+    tz = runtime.settings.tz
+    start, end = month_bounds(month, tz)
+    previous_start, _ = month_bounds(previous_month(month), tz)
+    rows = runtime.db.fetch_all(
+        _MONTH_SPEND_AND_BUDGETS,
+        {"user_id": user_id, "start": start, "end": end, "previous_start": previous_start},
+    )
+    this_month: dict[str, Decimal] = {}
+    expense_count = 0
+    previous_total = Decimal(0)
+    budget_rows = []
+    for row in rows:
+        if row["source"] == "budget":
+            budget_rows.append(row)
+        elif row["this_month"]:
+            this_month[row["category"]] = row["amount"]
+            expense_count += row["expense_count"]
+        else:
+            previous_total += row["amount"]
+    total = sum(this_month.values(), Decimal(0))
+    budgets = tuple(
+        BudgetStatus(row["category"], row["amount"], total if row["category"] is None
+                     else this_month.get(row["category"], Decimal(0)))
+        for row in sorted(budget_rows, key=lambda row: (row["category"] is not None, row["category"] or ""))
+    )
+    return MonthlyReport(
+        user_id=user_id,
+        month=month,
+        total=total,
+        expense_count=expense_count,
+        categories=category_shares(this_month),
+        previous_total=previous_total,
+        budgets=budgets,
+    )
+
+
+def format_tenths(value: Decimal, language: str, *, signed: bool = False) -> str:
+    """A percentage with one decimal, written the language's way: 12,5 (ru), 12.5 (en)."""
+    text = f"{value.quantize(TENTH, rounding=ROUND_HALF_EVEN):.1f}"
+    if signed and value > 0:
+        text = f"+{text}"
+    return text.replace(".", ",") if language != "en" else text
+
+
+def _signed_money(amount: Decimal, language: str, symbol: str) -> str:
+    return ("+" if amount > 0 else "") + format_money(amount, language, symbol)
+
+
+def report_text(report: MonthlyReport, language: str, currency_symbol: str = "₽") -> str:
+    def money(amount: Decimal) -> str:
+        return format_money(amount, language, currency_symbol)
+
+    month = month_name(language, report.month.month)
+    if report.expense_count == 0:
+        return t(language, "report_empty", month=month, year=report.month.year)
+    lines = [
+        t(language, "report_title", month=month, year=report.month.year),
+        "",
+        t(language, "report_total", total=money(report.total), count=report.expense_count),
+        "",
+        t(language, "report_categories"),
+    ]
+    lines += [
+        t(language, "report_category_line", category=category_name(language, spend.category),
+          amount=money(spend.amount), share=format_tenths(spend.share, language))
+        for spend in report.categories
+    ]
+    lines.append("")
+    previous = month_name(language, previous_month(report.month).month)
+    change_percent = report.change_percent
+    if change_percent is None:
+        lines.append(t(language, "report_previous_none", month=previous))
+    else:
+        lines.append(t(language, "report_previous", month=previous, total=money(report.previous_total)))
+        lines.append(t(language, "report_change", amount=_signed_money(report.change, language, currency_symbol),
+                       percent=format_tenths(change_percent, language, signed=True)))
+    if report.budgets:
+        lines += ["", t(language, "report_budgets")]
+        for budget in report.budgets:
+            label = (
+                t(language, "report_budget_category", category=category_name(language, budget.category))
+                if budget.category
+                else t(language, "report_budget_total")
+            )
+            line = t(language, "report_budget_line", label=label, spent=money(budget.spent),
+                     limit=money(budget.limit), percent=format_percent(budget.percent))
+            if budget.over_by > 0:
+                line += t(language, "report_budget_over", amount=money(budget.over_by))
+            lines.append(line)
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- the worker task
+
+# Inserted only while the user exists (a user deleted since the plan gets nothing). A duplicate delivery
+# finds the row and goes on to the delivery claim.
+_RECORD_MONTHLY_REPORT = """
+INSERT INTO monthly_reports (user_id, month, total, expense_count, created_at)
+SELECT u.user_id, %(month)s, %(total)s, %(expense_count)s, %(now)s
+  FROM users u
+ WHERE u.user_id = %(user_id)s
+ON CONFLICT (user_id, month) DO NOTHING
+"""
+
+
+@task("reports.send_monthly_report", args=ReportUnit, job=JOB)
+def send_monthly_report(runtime: Runtime, unit: ReportUnit) -> Delivery | None:
+    """Send a user their report for a month: the month's report once, an on-demand one per request."""
+    report = build_monthly_report(runtime, unit.user_id, unit.month)
+    if unit.is_monthly:
+        if report.expense_count == 0:
+            # Planned, then the month's expenses went (deleted, or the user with them): nothing to report.
+            logger.info("no expenses left in the month: no report", extra={"dedupe_key": unit.dedupe_key})
+            return None
+        with runtime.db.transaction() as cur:
+            cur.execute(
+                _RECORD_MONTHLY_REPORT,
+                {"user_id": unit.user_id, "month": unit.month, "total": report.total,
+                 "expense_count": report.expense_count, "now": runtime.clock.now()},
+            )
+    return deliver(
+        runtime,
+        OutboundMessage(
+            dedupe_key=unit.dedupe_key,
+            kind=unit.kind,
+            chat_id=unit.chat_id,
+            user_id=unit.user_id,
+            text=report_text(report, language_for(unit.language_code), runtime.settings.currency_symbol),
+        ),
+    )
