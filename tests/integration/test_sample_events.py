@@ -149,7 +149,15 @@ def test_the_monthly_report_event_is_the_20_00_slot_of_a_months_last_day(templat
     assert (local + timedelta(days=1)).day == 1, f"{local:%Y-%m-%d} is not the last day of its month"
 
 
-@pytest.mark.parametrize("name", ["sqs_notifications_budget_alert.json", "sqs_poison_message.json"])
+SQS_SAMPLES = sorted(path.name for path in EVENTS_DIR.glob("sqs_*.json"))
+
+
+def test_there_is_an_sqs_sample_for_every_worker_a_user_may_invoke_by_hand():
+    assert {"sqs_notifications_budget_alert.json", "sqs_poison_message.json", "sqs_recurring_book_payment.json",
+            "sqs_reports_monthly_report.json"} <= set(SQS_SAMPLES)
+
+
+@pytest.mark.parametrize("name", SQS_SAMPLES)
 def test_every_sqs_record_has_the_fields_lambda_sends_and_the_real_md5_of_its_body(name):
     records = load_event(name)["Records"]
     assert records
@@ -162,11 +170,21 @@ def test_every_sqs_record_has_the_fields_lambda_sends_and_the_real_md5_of_its_bo
     assert len({r["messageId"] for r in records}) == len(records)
 
 
-@pytest.mark.parametrize("name", ["sqs_notifications_budget_alert.json", "sqs_poison_message.json"])
-def test_the_sqs_events_come_from_the_queue_the_notifications_worker_consumes(template, name):
-    (subscription,) = [s for s in template.subscriptions() if s.function_id == "NotificationsWorkerFunction"]
+@pytest.mark.parametrize("name", SQS_SAMPLES)
+def test_each_sqs_sample_comes_from_a_queue_a_worker_consumes_and_carries_that_queues_tasks(template, name):
+    from expensebot.errors import InvalidMessage
+    from expensebot.tasks import lookup, parse_message
+
+    consumed = {s.queue_id: s for s in template.subscriptions()}
     for record in load_event(name)["Records"]:
-        assert record["eventSourceARN"].rsplit(":", 1)[1].endswith(subscription.queue_id)
+        queue_id = record["eventSourceARN"].rsplit(":", 1)[1].removeprefix("expensebot-local-")
+        assert queue_id in consumed, f"{name}: no worker consumes {queue_id}"
+        queue = template.own_environment(consumed[queue_id].function_id)["QUEUE_NAME"]
+        try:
+            task = lookup(parse_message(record["body"]).task)
+        except InvalidMessage:
+            continue  # a poison sample: meant to be refused
+        assert task.queue == queue, f"{name}: {task.name} does not belong on {queue}"
 
 
 def test_the_budget_alert_record_is_a_task_message_for_the_notifications_queue():
