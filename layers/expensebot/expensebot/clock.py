@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -12,10 +13,18 @@ class Clock(Protocol):
         """The current instant, timezone-aware."""
         ...
 
+    def sleep(self, seconds: float) -> None:
+        """Waits (the system clock) or moves on (a virtual one)."""
+        ...
+
 
 class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            time.sleep(seconds)
 
 
 class VirtualClock:
@@ -36,6 +45,10 @@ class VirtualClock:
             raise ValueError("VirtualClock needs timezone-aware times")
         with self._lock:
             self._now = instant
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            self.advance(timedelta(seconds=seconds))
 
     def advance(self, delta: timedelta) -> datetime:
         with self._lock:

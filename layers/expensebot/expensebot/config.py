@@ -49,6 +49,24 @@ class Settings(BaseSettings):
     telegram_api_base: str = Field("https://api.telegram.org", validation_alias="TELEGRAM_API_BASE")
     telegram_timeout_seconds: float = Field(10.0, gt=0, le=60, validation_alias="TELEGRAM_TIMEOUT_SECONDS")
 
+    # Telegram's limits for one bot token, shared by every worker through PostgreSQL (pacing.py).
+    # TELEGRAM_PACING=false sends as fast as the workers go (for comparison; Telegram then answers 429s).
+    telegram_pacing: bool = Field(True, validation_alias="TELEGRAM_PACING")
+    telegram_rate_per_second: float = Field(30.0, gt=0, le=1000, validation_alias="TELEGRAM_RATE_PER_SECOND")
+    telegram_chat_interval_seconds: float = Field(
+        1.0, ge=0, le=60, validation_alias="TELEGRAM_CHAT_INTERVAL_SECONDS"
+    )
+    telegram_group_messages_per_minute: int = Field(
+        20, ge=1, le=60, validation_alias="TELEGRAM_GROUP_MESSAGES_PER_MINUTE"
+    )
+    # Paid broadcasts (Bot API 7.11): up to 1000 messages/s, each beyond the free 30/s paid in Stars.
+    telegram_paid_broadcast: bool = Field(False, validation_alias="TELEGRAM_PAID_BROADCAST")
+    telegram_paid_rate_per_second: float = Field(
+        1000.0, gt=0, le=1000, validation_alias="TELEGRAM_PAID_RATE_PER_SECOND"
+    )
+    # The longest a worker sleeps for its send slot; a later slot holds the message back instead.
+    pacing_max_wait_seconds: float = Field(3.0, ge=0.1, le=30, validation_alias="PACING_MAX_WAIT_SECONDS")
+
     admin_chat_ids: Annotated[list[int], NoDecode] = Field(
         default_factory=list, validation_alias="ADMIN_CHAT_IDS"
     )

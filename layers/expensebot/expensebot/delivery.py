@@ -1,27 +1,37 @@
-"""The one path every outgoing message takes: claim it under its dedupe key, send it, confirm it.
+"""The one path every message a worker sends takes: split it to Telegram's size, and for each part claim
+it under its dedupe key, wait for its send slot (global pacing, pacing.py), send it, confirm it.
 
 Telegram's sendMessage has no idempotency key, so a send Telegram accepted just before the worker died
 cannot be told from one that failed. The claim carries a lease (`claim_lease_seconds`): a duplicate
 delivery while the lease runs waits (the message returns to its queue); after the lease, the message is
 sent again. Messages therefore err towards at least once, never towards silently lost (the README lists
-each kind)."""
+each kind).
+
+What Telegram answers decides the rest: a 429 pauses every worker of the bot and holds the message back
+until `retry_after` (`HeldBack`, which does not use up the message's attempts); a chat that is gone drops
+the message and deactivates its user; other errors are the worker's to retry or park."""
 
 from __future__ import annotations
 
 import enum
+import os
 from dataclasses import dataclass
 from datetime import timedelta
 
 from expensebot.bootstrap import Runtime
 from expensebot.config import Settings
-from expensebot.errors import ExpenseBotError, TelegramChatUnavailable, TelegramError
-from expensebot.observability import logger, metrics
+from expensebot.errors import ExpenseBotError, TelegramChatUnavailable, TelegramError, TelegramRetryAfter
+from expensebot.observability import METRICS_NAMESPACE, logger, metrics
+from expensebot.pacing import HeldBack, Pacer
+
+# Telegram's limit for one message's text, counted in UTF-16 code units.
+MAX_MESSAGE_LENGTH = 4096
 
 
 def claim_lease_seconds(settings: Settings) -> int:
-    """Longer than one send can take (connect and read timeouts, with room to spare), short enough that a
-    worker's crash delays the message little."""
-    return int(settings.telegram_timeout_seconds * 2) + 30
+    """Longer than one send can take (its slot wait, connect and read timeouts, with room to spare), short
+    enough that a worker's crash delays the message little."""
+    return int(settings.pacing_max_wait_seconds + settings.telegram_timeout_seconds * 2) + 30
 
 
 class DeliveryInProgress(ExpenseBotError):
@@ -43,24 +53,105 @@ class OutboundMessage:
     user_id: int | None = None
 
 
+def _utf16_length(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def split_message(text: str, limit: int = MAX_MESSAGE_LENGTH) -> list[str]:
+    """Parts of at most `limit` UTF-16 units, cut at line ends; a single line longer than that is cut at
+    a space, and only a word longer than the limit is cut inside. Messages are plain text (no parse
+    mode), so there is no entity a cut could break and nothing to escape."""
+    if _utf16_length(text) <= limit:
+        return [text]
+    # Lines, with a line longer than a message cut into pieces (the cut space becomes a line end).
+    pieces = [
+        piece
+        for line in text.split("\n")
+        for piece in (_split_line(line, limit) if _utf16_length(line) > limit else [line])
+    ]
+    parts: list[str] = []
+    current: str | None = None
+    for piece in pieces:
+        candidate = piece if current is None else f"{current}\n{piece}"
+        if _utf16_length(candidate) <= limit:
+            current = candidate
+            continue
+        if current is not None:
+            parts.append(current)
+        current = piece
+    if current is not None:
+        parts.append(current)
+    return [part for part in parts if part.strip()]
+
+
+def _split_line(line: str, limit: int) -> list[str]:
+    pieces: list[str] = []
+    current = ""
+    for word in line.split(" "):
+        candidate = f"{current} {word}" if current else word
+        if _utf16_length(candidate) <= limit:
+            current = candidate
+            continue
+        if current:
+            pieces.append(current)
+        while _utf16_length(word) > limit:  # a "word" longer than a message: cut it
+            cut = limit
+            while _utf16_length(word[:cut]) > limit:
+                cut -= 1
+            pieces.append(word[:cut])
+            word = word[cut:]
+        current = word
+    if current:
+        pieces.append(current)
+    return pieces
+
+
+def count(name: str, kind: str, value: float = 1) -> None:
+    """A metric in total and per message kind (a dimension of its own, so the totals keep theirs)."""
+    metrics.add_metric(name=name, unit="Count", value=value)
+    if os.environ.get("POWERTOOLS_METRICS_DISABLED", "").lower() == "true":
+        return
+    from aws_lambda_powertools.metrics import single_metric
+
+    try:
+        with single_metric(name=name, unit="Count", value=value, namespace=METRICS_NAMESPACE) as metric:
+            metric.add_dimension(name="kind", value=kind)
+    except Exception:  # a metric must never turn a message that went out into a retry
+        logger.exception("could not emit a metric", extra={"metric": name})
+
+
 _CLAIM = """
 INSERT INTO notifications (dedupe_key, kind, user_id, chat_id, status, attempts, lease_until, created_at)
 VALUES (%(key)s, %(kind)s, %(user_id)s, %(chat_id)s, 'sending', 1, %(lease_until)s, %(now)s)
 ON CONFLICT (dedupe_key) DO UPDATE
    SET status = 'sending', attempts = notifications.attempts + 1, lease_until = EXCLUDED.lease_until
- WHERE notifications.status = 'failed'
+ WHERE notifications.status IN ('failed', 'held')
     OR (notifications.status = 'sending' AND notifications.lease_until < %(now)s)
 RETURNING id
 """
 
 
 def deliver(runtime: Runtime, message: OutboundMessage) -> Delivery:
+    """Sends every part of the message once; SENT when this call sent anything."""
+    parts = split_message(message.text)
+    outcomes = []
+    for number, text in enumerate(parts, start=1):
+        # The first part keeps the message's key, so a message that fits in one part is keyed as before.
+        key = message.dedupe_key if number == 1 else f"{message.dedupe_key}#{number}"
+        outcome = _deliver_part(runtime, message, key, text)
+        if outcome is Delivery.DROPPED:
+            return outcome
+        outcomes.append(outcome)
+    return Delivery.SENT if Delivery.SENT in outcomes else Delivery.ALREADY_SENT
+
+
+def _deliver_part(runtime: Runtime, message: OutboundMessage, key: str, text: str) -> Delivery:
     now = runtime.clock.now()
     with runtime.db.transaction() as cur:
         cur.execute(
             _CLAIM,
             {
-                "key": message.dedupe_key,
+                "key": key,
                 "kind": message.kind,
                 "user_id": message.user_id,
                 "chat_id": message.chat_id,
@@ -70,28 +161,44 @@ def deliver(runtime: Runtime, message: OutboundMessage) -> Delivery:
         )
         claimed = cur.fetchone()
         if claimed is None:
-            cur.execute("SELECT status FROM notifications WHERE dedupe_key = %s", (message.dedupe_key,))
+            cur.execute("SELECT status FROM notifications WHERE dedupe_key = %s", (key,))
             status = cur.fetchone()["status"]
     if claimed is None:
         if status == "sending":
-            raise DeliveryInProgress(f"{message.dedupe_key} is being sent by another worker")
-        logger.info("already delivered", extra={"dedupe_key": message.dedupe_key, "status": status})
+            raise DeliveryInProgress(f"{key} is being sent by another worker")
+        logger.info("already delivered", extra={"dedupe_key": key, "status": status})
         return Delivery.ALREADY_SENT
     notification_id = claimed["id"]
 
+    pacer = Pacer(runtime)
     try:
-        sent = runtime.telegram.send_message(message.chat_id, message.text)
+        slot = pacer.reserve(message.chat_id)
+    except HeldBack as held:
+        _record(runtime, notification_id, status="held", error=str(held))
+        count("HeldBack", message.kind)
+        raise
+    pacer.wait_for(slot)
+    extra = {"allow_paid_broadcast": True} if runtime.settings.telegram_paid_broadcast else {}
+    try:
+        sent = runtime.telegram.send_message(message.chat_id, text, **extra)
+    except TelegramRetryAfter as exc:
+        pacer.pause(exc.retry_after)
+        _record(runtime, notification_id, status="held", error=str(exc))
+        count("RetriedAfter429", message.kind)
+        logger.warning("Telegram said 429: every worker waits", extra={"retry_after": exc.retry_after})
+        raise HeldBack(exc.retry_after, "Telegram answered 429") from exc
     except TelegramChatUnavailable as exc:
         _record(runtime, notification_id, status="dropped", error=exc.description, deactivate_user=message.user_id)
-        metrics.add_metric(name="BlockedUsers", unit="Count", value=1)
+        count("BlockedUsers", message.kind)
         logger.warning("chat unavailable: message dropped", extra={"chat_id": message.chat_id, "error": str(exc)})
         return Delivery.DROPPED
     except TelegramError as exc:
         _record(runtime, notification_id, status="failed", error=str(exc))
-        metrics.add_metric(name="FailedSends", unit="Count", value=1)
+        count("FailedSends", message.kind)
+        logger.warning("send failed", extra={"chat_id": message.chat_id, "error": exc.description})
         raise
     _record(runtime, notification_id, status="sent", telegram_message_id=sent.get("message_id"))
-    metrics.add_metric(name="MessagesSent", unit="Count", value=1)
+    count("MessagesSent", message.kind)
     return Delivery.SENT
 
 

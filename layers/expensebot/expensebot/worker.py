@@ -8,8 +8,10 @@ batch item failures, so one bad record never fails the others. Around that:
 - a record that failed otherwise comes back after a growing delay (its visibility timeout is changed),
   not after the queue's whole 3600 s visibility timeout; after maxReceiveCount receives SQS moves it to
   the DLQ;
-- Telegram's 429 brings the record back after `retry_after`; a message another worker is sending comes
-  back when that worker's claim lapses;
+- a message held back by the global pacing or by Telegram's 429 comes back after the wait as a fresh
+  copy (SendMessage with DelaySeconds, then the record succeeds), so waiting never uses up the
+  maxReceiveCount that only real failures should spend; a message another worker is sending comes back
+  when that worker's claim lapses;
 - at the soft time limit (Celery's task_soft_time_limit) the records not yet started are handed back at
   once, as batch item failures, instead of being cut off by the function timeout.
 """
@@ -22,10 +24,12 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from expensebot.adapters.queues import SQS_MAX_DELAY_SECONDS, OutgoingMessage
 from expensebot.bootstrap import Runtime, get_runtime
 from expensebot.delivery import DeliveryInProgress, claim_lease_seconds
 from expensebot.errors import ExpenseBotError, InvalidMessage, TelegramBadRequest, TelegramRetryAfter
 from expensebot.observability import logger, metrics
+from expensebot.pacing import HeldBack
 from expensebot.scheduling import Deadline, LambdaContextLike, current_deadline, task_deadline
 from expensebot.tasks import lookup, parse_message
 
@@ -93,6 +97,9 @@ def _run(record: SQSRecord) -> Any:
     except FINAL_ERRORS as exc:
         _park(runtime, record, exc, task_name)
         return None
+    except HeldBack as held:
+        _hold(runtime, record, held)
+        return None
     except Exception as exc:
         receive_count = int(record.attributes.approximate_receive_count or 1)
         delay = retry_delay(receive_count, exc, lease_seconds=claim_lease_seconds(runtime.settings))
@@ -109,6 +116,16 @@ def _hand_back_unstarted(record: SQSRecord) -> None:
     # Visible again at once, for the next invocation, rather than after the queue's visibility timeout.
     _delay_redelivery(runtime, record, 0)
     raise NotStarted(f"message {record.message_id} not started: the batch reached its soft time limit")
+
+
+def _hold(runtime: Runtime, record: SQSRecord, held: HeldBack) -> None:
+    """Re-sends the record as a new message due after the wait; the original then succeeds and is deleted.
+    A crash between the two leaves two copies, which the delivery claim turns into one send."""
+    queue_url = runtime.queues.url_for_arn(record.event_source_arn)
+    delay = min(SQS_MAX_DELAY_SECONDS, held.seconds)  # a longer wait is held again when it comes back
+    runtime.queues.send_to_url(queue_url, [OutgoingMessage(record.body, delay_seconds=delay)])
+    metrics.add_metric(name="HeldBackTasks", unit="Count", value=1)
+    logger.info("held back", extra={"reason": held.reason, "retry_in": delay})
 
 
 def _park(runtime: Runtime, record: SQSRecord, exc: Exception, task_name: str | None) -> None:

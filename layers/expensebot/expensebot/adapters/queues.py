@@ -61,7 +61,10 @@ class QueueClient:
 
     def send(self, queue: str, messages: Sequence[OutgoingMessage]) -> int:
         """Sends every message or raises EnqueueError naming what was not sent. Returns the count sent."""
-        url = self.url(queue)
+        return self.send_to_url(self.url(queue), messages, label=queue)
+
+    def send_to_url(self, url: str, messages: Sequence[OutgoingMessage], *, label: str | None = None) -> int:
+        label = label or url.rsplit("/", 1)[-1]
         sent = 0
         for start in range(0, len(messages), SQS_BATCH_LIMIT):
             chunk = messages[start : start + SQS_BATCH_LIMIT]
@@ -85,7 +88,7 @@ class QueueClient:
                     break
             if pending:
                 reasons = "; ".join(f"{f.get('Code')}: {f.get('Message')}" for f in failures) or "unknown"
-                raise EnqueueError(f"{len(pending)} message(s) not sent to {queue!r}: {reasons}")
+                raise EnqueueError(f"{len(pending)} message(s) not sent to {label!r}: {reasons}")
         return sent
 
     def depth(self, queue: str) -> QueueDepth:
