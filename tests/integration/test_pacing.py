@@ -190,7 +190,8 @@ def _send_from_threads(
 def test_pacing_holds_across_concurrent_workers_and_without_it_telegram_answers_429(clean_database):
     with TelegramStandIn(tokens=[LOCAL_BOT_TOKEN], accept_any_chat=True, global_rate=10) as standin:
         seconds, held = _send_from_threads(
-            lambda: _runtime_for(clean_database, standin, TELEGRAM_RATE_PER_SECOND="10"), workers=4, per_worker=8,
+            # Paced at 8/s against Telegram's 10/s: room for a loaded CI machine waking a thread late.
+            lambda: _runtime_for(clean_database, standin, TELEGRAM_RATE_PER_SECOND="8"), workers=4, per_worker=8,
             run="paced",
         )
         paced_429s = [c for c in standin.calls if c.status == 429]
@@ -198,7 +199,7 @@ def test_pacing_holds_across_concurrent_workers_and_without_it_telegram_answers_
 
         assert paced_429s == [] and held == 0
         assert delivered == set(range(1000, 1032))
-        assert seconds >= 31 / 10  # 32 sends at 10/s: never faster than the limit
+        assert seconds >= 31 / 8 * 0.97  # 32 sends at 8/s (less the margin): the workers shared one pace
 
         standin.reset()
         _, unpaced_held = _send_from_threads(

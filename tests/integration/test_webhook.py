@@ -1,5 +1,7 @@
 """The webhook as Telegram and API Gateway drive it: the secret token, redeliveries, bad bodies, and a
-database that is down. Each test checks both the HTTP answer and what was (not) stored."""
+database that is down. Each test checks both the HTTP answer and what was (not) stored. The commands are in
+test_bot_commands.py, invalid values in test_bot_invalid_input.py, unhandled updates, a bug hit by one
+update and the SnapStart hooks in test_bot_updates.py."""
 
 from __future__ import annotations
 
@@ -15,7 +17,6 @@ from expensebot_tools.updates import FakeUser, UpdateFactory
 from tests.conftest import MOSCOW
 
 ANNA = FakeUser(user_id=1001, first_name="Анна")
-EMMA = FakeUser(user_id=1004, first_name="Emma", language_code="en")
 AT = datetime(2026, 3, 10, 9, 0, tzinfo=MOSCOW)
 
 
@@ -71,20 +72,6 @@ def test_a_redelivered_update_stores_the_expense_once_and_replies_once(system, u
     assert len(system.telegram.sent_messages(ANNA.user_id)) == 1
 
 
-def test_an_unsupported_update_type_is_acknowledged_and_ignored(system):
-    edited = {
-        "update_id": 5,
-        "edited_message": {
-            "message_id": 1, "date": int(AT.timestamp()), "edit_date": int(AT.timestamp()),
-            "chat": {"id": 1001, "type": "private"}, "from": ANNA.as_telegram(), "text": "300 кофе",
-        },
-    }
-    response = system.post_update(edited)
-    assert response["statusCode"] == 200
-    assert json.loads(response["body"])["status"] == "ignored"
-    assert _count("SELECT count(*) FROM expenses") == 0
-
-
 @pytest.mark.parametrize(
     ("body", "fragment"),
     [
@@ -131,36 +118,25 @@ def test_the_database_down_answers_503_so_telegram_retries_and_the_retry_is_proc
     assert _count("SELECT count(*) FROM expenses") == 1
 
 
-def test_english_speaking_users_get_english_replies(system, updates):
-    system.telegram.add_chat(EMMA.user_id)
-    system.post_update(updates.message(EMMA, "/budget 300", AT))
-    system.post_update(updates.message(EMMA, "coffee 120", AT))
-    replies = [c.params["text"] for c in system.telegram.sent_messages(EMMA.user_id)]
-    assert replies[0] == "Monthly budget: 300.00 ₽."
-    assert replies[1].startswith("Recorded 120.00 ₽ — cafés and restaurants (coffee).")
+def test_without_webhook_secret_the_secret_named_in_the_environment_is_the_one_required(system, updates):
+    import boto3
+    from aws_lambda_powertools.utilities.parameters.secrets import DEFAULT_PROVIDERS
 
+    from expensebot.bootstrap import build_runtime, set_runtime
+    from expensebot_tools.local_stack import environment
 
-def test_invalid_amounts_get_a_clear_reply_and_store_nothing(system, updates):
+    DEFAULT_PROVIDERS.clear()  # Powertools caches its provider (and values) per process
+    boto3.client("secretsmanager", region_name="us-east-1").create_secret(
+        Name="expensebot/webhook-secret", SecretString="From-Secrets_Manager-42"
+    )
     system.telegram.add_chat(ANNA.user_id)
-    for text in ("0 кофе", "-5 кофе", "1000000001 кофе", "12.345 кофе"):
-        assert system.post_update(updates.message(ANNA, text, AT))["statusCode"] == 200
-    replies = [c.params["text"] for c in system.telegram.sent_messages(ANNA.user_id)]
-    assert len(replies) == 4 and all(r.startswith("Сумма") for r in replies)
-    assert "больше 1\u00a0000\u00a0000\u00a0000,00\u00a0₽" in replies[2]
-    assert "больше двух знаков после запятой" in replies[3]
-    assert _count("SELECT count(*) FROM expenses") == 0
-
-
-def test_a_bug_hit_by_one_update_answers_200_and_is_recorded(system, updates, monkeypatch):
-    from expensebot.bot.handlers import expenses
-
-    def broken(*args, **kwargs):
-        raise RuntimeError("a bug")
-
-    monkeypatch.setattr(expenses, "record_expense", broken)
-    system.telegram.add_chat(ANNA.user_id)
-    response = system.post_update(updates.message(ANNA, "250 кофе", AT))
-    assert response["statusCode"] == 200
-    assert json.loads(response["body"])["status"] == "failed"
-    assert _count("SELECT count(*) FROM processed_updates WHERE outcome LIKE 'failed:%'") == 1
-    assert _count("SELECT count(*) FROM expenses") == 0
+    try:
+        with environment({"WEBHOOK_SECRET": "", "WEBHOOK_SECRET_NAME": "expensebot/webhook-secret"}):
+            set_runtime(build_runtime(clock=system.clock))
+            refused = system.post_update(updates.message(ANNA, "250 кофе", AT), secret="local-webhook-secret")
+            taken = system.post_update(updates.message(ANNA, "300 такси", AT), secret="From-Secrets_Manager-42")
+    finally:
+        DEFAULT_PROVIDERS.clear()
+    assert (refused["statusCode"], taken["statusCode"]) == (401, 200)
+    assert _count("SELECT count(*) FROM expenses WHERE description = 'такси'") == 1
+    assert _count("SELECT count(*) FROM expenses") == 1

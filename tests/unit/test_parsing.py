@@ -6,7 +6,17 @@ from decimal import Decimal
 
 import pytest
 
-from expensebot.parsing import MAX_DESCRIPTION_LENGTH, ExpenseInput, InvalidInput, parse_amount, parse_expense
+from expensebot.parsing import (
+    MAX_DESCRIPTION_LENGTH,
+    ExpenseInput,
+    InvalidInput,
+    RecurringInput,
+    parse_amount,
+    parse_day,
+    parse_expense,
+    parse_id,
+    parse_recurring,
+)
 from expensebot.texts import catalog
 
 RU_TEXTS = catalog("ru")
@@ -125,3 +135,74 @@ def test_parse_amount_names_what_is_wrong_with_the_amount(text: str, reason: str
 
     assert caught.value.reason == reason
     assert reason in RU_TEXTS
+
+
+@pytest.mark.parametrize(("text", "day"), [("1", 1), ("5", 5), (" 31 ", 31), ("05", 5)])
+def test_a_day_of_the_month_is_a_whole_number_from_1_to_31(text: str, day: int) -> None:
+    assert parse_day(text) == day
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("0", "day_out_of_range"), ("32", "day_out_of_range"), ("-1", "day_out_of_range"),
+        ("99999999999999999999", "day_out_of_range"), ("5.5", "day_not_a_number"), ("пятое", "day_not_a_number"),
+        ("²", "day_not_a_number"), ("", "day_not_a_number"),
+    ],
+)
+def test_a_day_outside_1_to_31_is_refused_with_a_reason_the_bot_can_explain(text: str, reason: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse_day(text)
+
+    assert caught.value.reason == reason
+    assert reason in RU_TEXTS
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("5 30000 аренда", RecurringInput(5, Decimal("30000"), "аренда")),
+        ("31 30 000 аренда квартиры", RecurringInput(31, Decimal("30000"), "аренда квартиры")),
+        ("1 499,90 spotify", RecurringInput(1, Decimal("499.90"), "spotify")),
+        ("10 300 2 подписки", RecurringInput(10, Decimal("300"), "2 подписки")),
+    ],
+)
+def test_a_recurring_payment_is_a_day_an_amount_and_a_description(text: str, expected: RecurringInput) -> None:
+    assert parse_recurring(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "5", "5 300", "5 300 200", "5 300 ---"])
+def test_a_recurring_payment_without_all_three_parts_is_not_one(text: str) -> None:
+    assert parse_recurring(text) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("32 300 аренда", "day_out_of_range"),
+        ("пятое 300 аренда", "day_not_a_number"),
+        ("5 много аренда", "reason_not_a_number"),
+        ("5 0 аренда", "reason_not_positive"),
+        ("5 1000000001 аренда", "reason_too_large"),
+        ("5 1.001 аренда", "reason_too_many_decimals"),
+        ("5 300 " + "я" * (MAX_DESCRIPTION_LENGTH + 1), "description_too_long"),
+    ],
+)
+def test_an_invalid_recurring_payment_names_what_is_wrong(text: str, reason: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse_recurring(text)
+
+    assert caught.value.reason == reason
+
+
+@pytest.mark.parametrize(("text", "expected"), [("7", 7), ("#7", 7), (" 12 ", 12), ("abc", None), ("-3", None),
+                                                ("+3", None), ("1" * 19, None), ("", None), ("٣", None)])
+def test_an_id_is_a_positive_whole_number_with_an_optional_hash(text: str, expected: int | None) -> None:
+    assert parse_id(text) == expected
+
+
+def test_a_long_invalid_value_is_kept_short_enough_to_echo_in_a_reply() -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse_amount("9" * 4000)
+
+    assert caught.value.value == "9" * 39 + "…"

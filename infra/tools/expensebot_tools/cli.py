@@ -155,6 +155,10 @@ def build_parser() -> argparse.ArgumentParser:
     imports.add_argument("--python", default=sys.executable,
                          help="interpreter to measure with (needs the layer's requirements and aiogram)")
     imports.set_defaults(func=cmd_import_times)
+
+    from expensebot_tools.webhook_admin import add_parser as add_webhook_parser
+
+    add_webhook_parser(commands)
     return parser
 
 

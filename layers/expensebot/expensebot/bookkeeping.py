@@ -1,5 +1,6 @@
-"""The bot's use cases: users, expenses and budgets. Each takes the cursor of the caller's transaction,
-so that the webhook stores an update's effects and marks the update processed atomically."""
+"""The bot's use cases: users, expenses, budgets and recurring payments. Each takes the cursor of the
+caller's transaction, so that the webhook stores an update's effects and marks the update processed
+atomically. Every query is scoped by the user's id: a user only ever sees and changes their own data."""
 
 from __future__ import annotations
 
@@ -115,3 +116,90 @@ def budget_usage(cur: Any, *, user_id: int, month_start: datetime) -> list[Budge
         {"user_id": user_id, "month_start": month_start},
     )
     return [BudgetUsage(row["category"], row["limit_amount"], row["spent"]) for row in cur.fetchall()]
+
+
+@dataclass(frozen=True)
+class DeletedExpense:
+    amount: Decimal
+    category: str
+    description: str
+    spent_at: datetime
+
+
+def undo_last_expense(cur: Any, *, user_id: int) -> DeletedExpense | None:
+    """Deletes the user's latest expense (by when it was spent, then by when it was stored); None when
+    the user has none."""
+    cur.execute(
+        """
+        DELETE FROM expenses
+         WHERE id = (SELECT id FROM expenses WHERE user_id = %(user_id)s
+                      ORDER BY spent_at DESC, id DESC LIMIT 1 FOR UPDATE)
+           AND user_id = %(user_id)s
+        RETURNING amount, category, description, spent_at
+        """,
+        {"user_id": user_id},
+    )
+    row = cur.fetchone()
+    return None if row is None else DeletedExpense(row["amount"], row["category"], row["description"], row["spent_at"])
+
+
+def month_expense_count(cur: Any, *, user_id: int, month_start: datetime) -> int:
+    cur.execute(
+        "SELECT count(*) AS n FROM expenses WHERE user_id = %s AND spent_at >= %s", (user_id, month_start)
+    )
+    return int(cur.fetchone()["n"])
+
+
+@dataclass(frozen=True)
+class RecurringPayment:
+    id: int
+    day_of_month: int
+    amount: Decimal
+    category: str
+    description: str
+
+
+_RECURRING_COLUMNS = "id, day_of_month, amount, category, description"
+
+
+def _recurring(row: dict[str, Any]) -> RecurringPayment:
+    return RecurringPayment(row["id"], row["day_of_month"], row["amount"], row["category"], row["description"])
+
+
+def add_recurring(
+    cur: Any, *, user_id: int, day_of_month: int, amount: Decimal, description: str, now: datetime
+) -> RecurringPayment:
+    """A monthly payment on that day, categorised like an expense with the same description."""
+    cur.execute(
+        f"""
+        INSERT INTO recurring_payments (user_id, day_of_month, amount, description, category, created_at)
+        VALUES (%s, %s, %s, %s, %s, %s)
+        RETURNING {_RECURRING_COLUMNS}
+        """,
+        (user_id, day_of_month, amount, description, guess_category(description), now),
+    )
+    return _recurring(cur.fetchone())
+
+
+def active_recurring(cur: Any, *, user_id: int) -> list[RecurringPayment]:
+    cur.execute(
+        f"SELECT {_RECURRING_COLUMNS} FROM recurring_payments WHERE user_id = %s AND is_active"
+        " ORDER BY day_of_month, id",
+        (user_id,),
+    )
+    return [_recurring(row) for row in cur.fetchall()]
+
+
+def stop_recurring(cur: Any, *, user_id: int, payment_id: int) -> RecurringPayment | None:
+    """Stops one of the user's active payments; None when the user has no active payment with that id
+    (another user's id is "not found" too, so ids reveal nothing)."""
+    cur.execute(
+        f"""
+        UPDATE recurring_payments SET is_active = false
+         WHERE id = %s AND user_id = %s AND is_active
+        RETURNING {_RECURRING_COLUMNS}
+        """,
+        (payment_id, user_id),
+    )
+    row = cur.fetchone()
+    return None if row is None else _recurring(row)

@@ -1,5 +1,6 @@
 """Reading what users type: an expense is an amount and a description in either order
-("250 кофе", "кофе 250", "250,50 такси"). Pure functions; the bot turns their errors into replies."""
+("250 кофе", "кофе 250", "250,50 такси"); a recurring payment is a day of the month, an amount and a
+description ("5 30000 аренда"). Pure functions; the bot turns their errors into replies."""
 
 from __future__ import annotations
 
@@ -9,17 +10,23 @@ from decimal import Decimal, InvalidOperation
 
 MAX_AMOUNT = Decimal("1000000000")
 MAX_DESCRIPTION_LENGTH = 200
+# Echoed in replies ("The amount «…» does not work"): a 4,000-character word must not make the reply
+# longer than Telegram's 4,096 characters.
+MAX_ECHOED_VALUE = 40
 
 _NUMBER_LIKE = re.compile(r"^[-+]?\d[\d\s]*(?:[.,]\d+)?$|^[-+]?[.,]\d+$")
 # "1 000 кофе": Russian writes thousands with spaces, so an amount may span several words.
 _LEADING_GROUP = re.compile(r"^[-+]?\d{1,3}$")
 _THOUSANDS_GROUP = re.compile(r"^\d{3}(?:[.,]\d+)?$")
+_WHOLE_NUMBER = re.compile(r"^[+-]?[0-9]+$")
 
 
 class InvalidInput(ValueError):
     """What the user typed cannot be taken; `reason` names a text key, `value` what was typed."""
 
     def __init__(self, reason: str, value: str = "") -> None:
+        if len(value) > MAX_ECHOED_VALUE:
+            value = value[: MAX_ECHOED_VALUE - 1] + "…"
         super().__init__(f"{reason}: {value}")
         self.reason = reason
         self.value = value
@@ -51,6 +58,24 @@ def parse_amount(text: str) -> Decimal:
     return amount.quantize(Decimal("0.01"))
 
 
+def parse_day(text: str) -> int:
+    """A day of the month, 1-31: a payment on the 31st falls on a shorter month's last day."""
+    raw = text.strip()
+    if not _WHOLE_NUMBER.match(raw):
+        raise InvalidInput("day_not_a_number", text)
+    day = int(raw)
+    if not 1 <= day <= 31:
+        raise InvalidInput("day_out_of_range", text)
+    return day
+
+
+def parse_id(text: str) -> int | None:
+    """A record's id as the bot lists it ("7" or "#7"); None when the text is not one."""
+    raw = text.strip().removeprefix("#")
+    # Ids are bigserial: anything longer than 18 digits cannot be one and would overflow bigint.
+    return int(raw) if _WHOLE_NUMBER.match(raw) and raw[0] not in "+-" and len(raw) <= 18 else None
+
+
 def looks_like_number(token: str) -> bool:
     return bool(_NUMBER_LIKE.match(token.strip()))
 
@@ -74,6 +99,32 @@ def parse_expense(text: str) -> ExpenseInput | None:
     if len(description) > MAX_DESCRIPTION_LENGTH:
         raise InvalidInput("description_too_long", description)
     return ExpenseInput(amount=parse_amount(amount_token), description=description)
+
+
+@dataclass(frozen=True)
+class RecurringInput:
+    day: int
+    amount: Decimal
+    description: str
+
+
+def parse_recurring(text: str) -> RecurringInput | None:
+    """`<day> <amount> <description>`, e.g. "5 30 000 аренда"; None when the shape is not that at all
+    (too few words, or nothing says what is paid), so the bot shows how to write it."""
+    words = text.strip().split()
+    if len(words) < 3:
+        return None
+    day = parse_day(words[0])
+    rest = words[1:]
+    if not looks_like_number(rest[0]):
+        raise InvalidInput("reason_not_a_number", rest[0])
+    count = _amount_words(rest)
+    description = " ".join(rest[count:])
+    if not any(ch.isalpha() for ch in description):
+        return None
+    if len(description) > MAX_DESCRIPTION_LENGTH:
+        raise InvalidInput("description_too_long", description)
+    return RecurringInput(day=day, amount=parse_amount(" ".join(rest[:count])), description=description)
 
 
 def _amount_words(words: list[str], *, from_end: bool = False) -> int:

@@ -14,26 +14,29 @@ from expensebot.texts import language_for
 
 
 class UserMiddleware(BaseMiddleware):
+    """Registers (or reactivates) the sender of a private message. Anything else (a group, a channel, a
+    message with no sender) is left unhandled: the bot keeps each user's data in their private chat, and
+    the webhook acknowledges an unhandled update with 200 so Telegram does not retry it."""
+
     async def __call__(
         self,
         handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
         event: TelegramObject,
         data: dict[str, Any],
     ) -> Any:
-        if isinstance(event, Message) and event.from_user is not None and event.chat.type == "private":
-            sender = event.from_user
-            touch_user(
-                data["cur"],
-                TelegramUser(
-                    user_id=sender.id,
-                    chat_id=event.chat.id,
-                    first_name=sender.first_name,
-                    username=sender.username,
-                    language_code=sender.language_code,
-                ),
-                data["runtime"].clock.now(),
-            )
-            data["lang"] = language_for(sender.language_code)
-        else:
-            data["lang"] = language_for(None)
+        if not (isinstance(event, Message) and event.from_user is not None and event.chat.type == "private"):
+            return None
+        sender = event.from_user
+        touch_user(
+            data["cur"],
+            TelegramUser(
+                user_id=sender.id,
+                chat_id=event.chat.id,
+                first_name=sender.first_name,
+                username=sender.username,
+                language_code=sender.language_code,
+            ),
+            data["runtime"].clock.now(),
+        )
+        data["lang"] = language_for(sender.language_code)
         return await handler(event, data)

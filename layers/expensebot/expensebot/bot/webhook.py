@@ -9,6 +9,9 @@
   answers 400: Telegram itself never sends one, so it is a caller's mistake to report.
 - Updates run through `Dispatcher.feed_update`, awaited: `feed_webhook_update` hands slow handlers to a
   background task that Lambda would freeze once the invocation returns.
+- SnapStart: init imports aiogram and builds the dispatcher (no ids, no connections); the restore hooks
+  close whatever connection an environment holds, so that a restored copy opens its own, and reseed
+  `random`, whose state would otherwise be the same in every copy of the snapshot.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import base64
 import binascii
 import hmac
 import json
+import random
+import sys
 from functools import cache
 from typing import Any
 
@@ -32,7 +37,7 @@ from pydantic import ValidationError
 from expensebot.bootstrap import Runtime, get_runtime
 from expensebot.bot.context import UserMiddleware
 from expensebot.bot.handlers import get_routers
-from expensebot.errors import ConfigurationError, DatabaseUnavailable
+from expensebot.errors import ConfigurationError, DatabaseUnavailable, EnqueueError
 from expensebot.observability import logger, metrics
 
 SECRET_HEADER = "x-telegram-bot-api-secret-token"
@@ -79,12 +84,47 @@ def _get_app() -> _BotApp:
 
 
 def reset() -> None:
-    """Forget the bot and its loop, so the next update builds them anew (tests; SnapStart restore hooks
-    with the bot issue)."""
+    """Forget the bot and its loop, so the next update builds them anew (tests; the SnapStart hooks)."""
     global _app
     if _app is not None:
         _app.close()
     _app = None
+
+
+def warm_up() -> None:
+    """What init can do ahead of the first update without opening a connection or creating anything
+    unique: build the dispatcher and its routers, which SnapStart then keeps in the snapshot."""
+    _dispatcher()
+
+
+def before_snapshot() -> None:
+    """No connection goes into a snapshot: its peer would see one socket used by many restored copies."""
+    _close_connections()
+
+
+def after_restore() -> None:
+    """A restored environment opens its own database and HTTP connections on first use, in a new event
+    loop, and draws random numbers from its own seed."""
+    _close_connections()
+    random.seed()
+
+
+def _close_connections() -> None:
+    if _app is not None:
+        _app.runtime.db.close()
+    reset()
+
+
+def register_snapstart_hooks() -> bool:
+    """Registers the hooks with the Lambda runtime's `snapshot_restore_py`; False where it is not
+    installed (outside Lambda), where there are no snapshots to take."""
+    try:
+        from snapshot_restore_py import register_after_restore, register_before_snapshot
+    except ImportError:
+        return False
+    register_before_snapshot(before_snapshot)
+    register_after_restore(after_restore)
+    return True
 
 
 def _response(status: int, body: dict[str, Any]) -> dict[str, Any]:
@@ -110,7 +150,12 @@ def handle_webhook_event(event: dict[str, Any]) -> dict[str, Any]:
     except ValueError as exc:
         return _response(400, {"error": str(exc)})
 
-    app = _get_app()
+    try:
+        app = _get_app()
+    except ConfigurationError:
+        # The bot token's secret could not be read: a retry helps once it can.
+        logger.exception("bot not configured")
+        return _response(503, {"error": "bot not configured"})
     try:
         update = Update.model_validate(payload, context={"bot": app.bot})
     except ValidationError as exc:
@@ -148,10 +193,14 @@ async def _process(app: _BotApp, update: Update) -> dict[str, Any]:
                 metrics.add_metric(name="DuplicateUpdates", unit="Count", value=1)
                 return _response(200, {"status": "duplicate"})
             result = await app.dispatcher.feed_update(app.bot, update, cur=cur, runtime=runtime)
-    except DatabaseUnavailable:
-        logger.exception("database unavailable: Telegram will redeliver the update")
-        return _response(503, {"error": "temporarily unavailable"})
+            if not isinstance(result, TelegramMethod):
+                cur.execute("UPDATE processed_updates SET outcome = 'ignored' WHERE update_id = %s",
+                            (update.update_id,))
     except Exception as exc:
+        if _retryable(exc):
+            logger.exception("a retry can fix this: Telegram will redeliver the update")
+            metrics.add_metric(name="RetriedUpdates", unit="Count", value=1)
+            return _response(503, {"error": "temporarily unavailable"})
         # A bug hit by this one update: answering 5xx would hold the chat's later updates for a day.
         logger.exception("update failed; acknowledged so the chat is not blocked")
         metrics.add_metric(name="FailedUpdates", unit="Count", value=1)
@@ -167,6 +216,15 @@ async def _process(app: _BotApp, update: Update) -> dict[str, Any]:
             metrics.add_metric(name="FailedReplies", unit="Count", value=1)
         return _response(200, {"status": "handled"})
     return _response(200, {"status": "ignored"})
+
+
+def _retryable(exc: Exception) -> bool:
+    """The database or SQS could not be reached (the /report enqueue): the same update will work later."""
+    if isinstance(exc, DatabaseUnavailable | EnqueueError):
+        return True
+    # botocore is loaded only once an SQS client was built; without it, no SQS error can have happened.
+    boto_errors = sys.modules.get("botocore.exceptions")
+    return boto_errors is not None and isinstance(exc, boto_errors.BotoCoreError | boto_errors.ClientError)
 
 
 def _mark_failed(runtime: Runtime, update_id: int, exc: Exception) -> None:

@@ -1,20 +1,41 @@
-"""A plain message with an amount and a description records an expense; anything else gets a hint."""
+"""A plain message with an amount and a description records an expense; /undo deletes the latest one;
+anything else gets a hint."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from aiogram import F, Router
+from aiogram.filters import Command
 from aiogram.methods import SendMessage
 from aiogram.types import Message
 
-from expensebot.bookkeeping import record_expense
+from expensebot.bookkeeping import record_expense, undo_last_expense
 from expensebot.bootstrap import Runtime
 from expensebot.parsing import InvalidInput, parse_expense
 from expensebot.periods import month_start
 from expensebot.texts import category_name, explain_invalid_input, format_money, month_name, t
 
 router = Router(name="expenses")
+
+
+@router.message(Command("undo"))
+async def cmd_undo(message: Message, cur: Any, runtime: Runtime, lang: str) -> SendMessage:
+    assert message.from_user is not None
+    deleted = undo_last_expense(cur, user_id=message.from_user.id)
+    if deleted is None:
+        return message.answer(t(lang, "undo_nothing"))
+    spent = deleted.spent_at.astimezone(runtime.settings.tz)
+    return message.answer(
+        t(
+            lang,
+            "undo_done",
+            date=t(lang, "date_short", day=spent.day, month=spent.month, year=spent.year),
+            amount=format_money(deleted.amount, lang, runtime.settings.currency_symbol),
+            category=category_name(lang, deleted.category),
+            description=deleted.description,
+        )
+    )
 
 
 @router.message(F.text & ~F.text.startswith("/"))

@@ -1,0 +1,108 @@
+"""/report through the webhook: the webhook only enqueues the monthly job's report task on the reports queue
+and answers at once; the reports worker then sends the report. Redeliveries and an unreachable queue."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime
+
+import psycopg2
+import pytest
+
+from expensebot_tools.updates import Conversation, FakeUser, UpdateFactory
+from tests.conftest import MOSCOW
+
+ANNA = FakeUser(user_id=1001, first_name="Анна")
+EMMA = FakeUser(user_id=1004, first_name="Emma", language_code="en")
+
+
+def count(sql: str) -> int:
+    conn = psycopg2.connect(os.environ["DATABASE_URL"])
+    with conn, conn.cursor() as cur:
+        cur.execute(sql)
+        value = cur.fetchone()[0]
+    conn.close()
+    return value
+
+
+def queued_reports(system) -> list[dict]:
+    """The task messages waiting on the reports queue (received, then deleted)."""
+    messages = []
+    while batch := system.receive_raw("ReportsQueue"):
+        messages.extend(batch)
+        system.delete("ReportsQueue", batch)
+    return [json.loads(m["Body"]) for m in messages]
+
+
+@pytest.fixture
+def updates() -> UpdateFactory:
+    return UpdateFactory()
+
+
+def test_report_enqueues_this_months_report_answers_at_once_and_the_worker_sends_it(system, updates):
+    anna = Conversation(system, ANNA, updates)
+    anna.reply("1200 продукты")
+    anna.reply("250 кофе")
+    report_update = updates.message(ANNA, "/report", datetime(2026, 3, 10, 9, 0, tzinfo=MOSCOW))
+
+    assert anna.post(report_update) == ["Готовлю отчёт за март — пришлю через минуту."]
+
+    received = system.receive_raw("ReportsQueue")
+    (message,) = [json.loads(m["Body"]) for m in received]
+    assert message["task"] == "reports.send_monthly_report"
+    assert message["args"] == {
+        "user_id": 1001, "chat_id": 1001, "language_code": "ru", "month": "2026-03-01",
+        "request_id": f"update:{report_update['update_id']}",
+    }
+    assert system.invoke_worker("ReportsQueue", received) == {"batchItemFailures": []}
+    report = system.telegram.sent_messages(ANNA.user_id)[-1].params["text"]
+    assert "1\u00a0450,00" in report
+
+
+def test_a_redelivered_report_request_is_enqueued_once(system, updates):
+    anna = Conversation(system, ANNA, updates)
+    anna.reply("250 кофе")
+    report_update = updates.message(ANNA, "/report", datetime(2026, 3, 10, 9, 0, tzinfo=MOSCOW))
+
+    anna.post(report_update)
+    assert anna.post(report_update) == []
+    assert json.loads(anna.last_response["body"]) == {"status": "duplicate"}
+    assert len(queued_reports(system)) == 1
+
+
+def test_report_without_expenses_this_month_says_so_and_enqueues_nothing(system, updates):
+    anna = Conversation(system, ANNA, updates)
+    anna.reply("900 такси", at=datetime(2026, 2, 27, 9, 0, tzinfo=MOSCOW))
+
+    assert anna.reply("/report") == "За март расходов пока нет, отчёт строить не из чего."
+    assert queued_reports(system) == []
+
+
+def test_report_answers_in_english_and_asks_for_an_english_report(system, updates):
+    emma = Conversation(system, EMMA, updates)
+    emma.reply("coffee 120")
+
+    assert emma.reply("/report") == "Preparing the report for March; it will arrive in a minute."
+    (message,) = queued_reports(system)
+    assert message["args"]["language_code"] == "en"
+
+
+def test_an_unreachable_reports_queue_answers_503_and_the_retry_enqueues_once(system, updates):
+    from expensebot.bootstrap import build_runtime, set_runtime
+    from expensebot_tools.local_stack import environment
+
+    anna = Conversation(system, ANNA, updates)
+    anna.reply("250 кофе")
+    report_update = updates.message(ANNA, "/report", datetime(2026, 3, 10, 9, 0, tzinfo=MOSCOW))
+    missing_queue = os.environ["QUEUE_URL_REPORTS"].rsplit("/", 1)[0] + "/no-such-queue"
+    with environment({"QUEUE_URL_REPORTS": missing_queue}):
+        set_runtime(build_runtime(clock=system.clock))
+        assert anna.post(report_update) == []
+        assert anna.last_response["statusCode"] == 503
+
+    set_runtime(build_runtime(clock=system.clock))
+    assert count(f"SELECT count(*) FROM processed_updates WHERE update_id = {report_update['update_id']}") == 0
+    assert anna.post(report_update) == ["Готовлю отчёт за март — пришлю через минуту."]
+    assert anna.post(report_update) == []
+    assert len(queued_reports(system)) == 1
