@@ -142,12 +142,15 @@ def test_the_sql_plan_and_the_pure_rule_agree_on_random_payments_and_days(system
 
 
 def _book_directly(payment_id: int, due: date) -> None:
+    """What the booking task leaves behind: the expense, and the payment's latest booked date."""
     _execute(
         "INSERT INTO expenses (user_id, amount, category, description, spent_at, created_at, recurring_payment_id,"
         " due_date) SELECT user_id, amount, category, description, %s, now(), id, %s FROM recurring_payments"
         " WHERE id = %s",
         (datetime.combine(due, time(12), tzinfo=MOSCOW), due, payment_id),
     )
+    _execute("UPDATE recurring_payments SET booked_through = GREATEST(booked_through, %s) WHERE id = %s",
+             (due, payment_id))
 
 
 def test_a_payment_created_just_after_midnight_in_moscow_counts_from_moscows_date(system):
@@ -383,6 +386,30 @@ def test_a_booking_removed_later_by_retention_or_by_its_owner_is_not_booked_agai
 
     assert outcome["planned"] == 0
     assert _due_dates_booked(payment_id) == [date(2026, 3, 10)]
+
+    # The owner's /undo removes the latest booking too: it stays removed, and April is booked as usual.
+    _execute("DELETE FROM expenses WHERE due_date = '2026-03-10'")
+    assert _run_day(system, date(2026, 3, 12))["planned"] == 0
+    assert _due_dates_booked(payment_id) == []
+    assert _run_day(system, date(2026, 4, 10))["planned"] == 1
+    assert _due_dates_booked(payment_id) == [date(2026, 4, 10)]
+
+
+def test_units_of_a_catch_up_booked_out_of_order_leave_the_latest_date_on_the_payment(system):
+    _user(system, ANNA)
+    payment_id = _payment(ANNA, 5, datetime(2026, 1, 1, 9, 0, tzinfo=MOSCOW))
+    system.clock.set(datetime(2026, 3, 10, 12, 0, tzinfo=MOSCOW))
+    system.fire_schedule(JOB_FUNCTION, datetime(2026, 3, 10, 12, 0, tzinfo=MOSCOW))
+    received = system.receive_raw(QUEUE)
+    assert len(received) == 3
+    for message in reversed(received):  # March first, January last
+        system.invoke_worker(QUEUE, [message])
+    system.delete(QUEUE, received)
+
+    assert _execute("SELECT booked_through FROM recurring_payments WHERE id = %s", (payment_id,)) == [
+        (date(2026, 3, 5),)
+    ]
+    assert _due_dates_booked(payment_id) == [date(2026, 1, 5), date(2026, 2, 5), date(2026, 3, 5)]
 
 
 # ---------------------------------------------------------------- the sample event for `sam local invoke`

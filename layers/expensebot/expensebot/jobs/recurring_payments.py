@@ -11,8 +11,10 @@ the unique key `expenses_recurring_once` enforces it.
 
 Why "later than the latest booking" rather than "every unbooked date since creation": booked expenses do
 not stay forever. The retention cleanup deletes them after RETENTION_DAYS, and a user may delete one that
-did not happen; neither should be booked again. A date skipped because its unit is still on the queue (or
-parked in the DLQ) is not lost: the unit carries it, and the unique key makes a late booking safe."""
+did not happen (/undo); neither should be booked again. So the latest booked date is kept on the payment
+itself (`booked_through`), not read back from the expenses that may be gone. A date skipped because its
+unit is still on the queue (or parked in the DLQ) is not lost: the unit carries it, and the unique key
+makes a late booking safe."""
 
 from __future__ import annotations
 
@@ -75,22 +77,16 @@ class RecurringDue(BaseModel):
 
 # One statement for every payment. Per payment, the months from the one its plan starts in (the day after
 # its latest booking, or its creation day when it has none) to today's; in each month the due date is the
-# payment's day or the month's last day, whichever is earlier. The latest booking is one backward step in
-# the unique index of expenses_recurring_once, so a payment booked monthly yields a month or two of rows,
-# not its whole history. Month arithmetic is on `timestamp` (no zone), so no daylight-saving change can
+# payment's day or the month's last day, whichever is earlier. A payment booked monthly yields a month or
+# two of rows, not its whole history. Month arithmetic is on `timestamp` (no zone), so no daylight-saving change can
 # shift a month's first day.
 _DUE_AND_UNBOOKED = """
 WITH active AS (
     SELECT p.id AS payment_id, p.user_id, u.chat_id, u.language_code, p.day_of_month, p.amount,
            p.description, p.category,
-           GREATEST((p.created_at AT TIME ZONE %(tz)s)::date, booked.latest + 1) AS plan_from
+           GREATEST((p.created_at AT TIME ZONE %(tz)s)::date, p.booked_through + 1) AS plan_from
       FROM recurring_payments p
       JOIN users u ON u.user_id = p.user_id AND u.is_active
-      LEFT JOIN LATERAL (
-            SELECT max(e.due_date) AS latest
-              FROM expenses e
-             WHERE e.recurring_payment_id = p.id
-      ) booked ON true
      WHERE p.is_active
 ), due AS (
     SELECT a.*,
@@ -152,6 +148,12 @@ SELECT p.user_id, p.amount, p.category, p.description, %(spent_at)s, %(now)s, p.
 ON CONFLICT ON CONSTRAINT expenses_recurring_once DO NOTHING
 """
 
+# Units of a catch-up may run in any order: the payment remembers the latest date booked, never an earlier.
+_ADVANCE = """
+UPDATE recurring_payments SET booked_through = GREATEST(booked_through, %(due_date)s)
+ WHERE id = %(payment_id)s AND is_active
+"""
+
 # What was booked, by this delivery or an earlier one: the notice tells exactly that.
 _BOOKED = """
 SELECT amount, description, category FROM expenses WHERE recurring_payment_id = %(payment_id)s
@@ -167,6 +169,7 @@ def book_recurring_payment(runtime: Runtime, due: RecurringDue) -> Delivery | No
               "now": runtime.clock.now()}
     with runtime.db.transaction() as cur:
         cur.execute(_BOOK, params)
+        cur.execute(_ADVANCE, params)
         cur.execute(_BOOKED, params)
         booked = cur.fetchone()
     if booked is None:
