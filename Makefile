@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint import-times venv clean
+.PHONY: demo test lint import-times bench venv clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=python3.x)")'
@@ -29,6 +29,12 @@ lint: $(STAMP)
 
 import-times: $(STAMP)
 	$(BIN)/expensebot dev import-times
+
+# The speed and size goals, on a generated data set kept in .bench/pgdata (results: .bench/results.jsonl).
+# `make bench` runs every benchmark; `make bench BENCH=budget_check` one (`.venv/bin/expensebot bench --list`).
+BENCH ?=
+bench: $(STAMP)
+	$(BIN)/expensebot bench $(BENCH)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .aws-sam

@@ -111,3 +111,30 @@ def system(aws: None, template: Template, clean_database: str, telegram: Any) ->
     clock = VirtualClock(datetime(2026, 3, 10, 9, 0, tzinfo=MOSCOW))
     with running_system(template=template, database_url=clean_database, telegram=telegram, clock=clock) as system:
         yield system
+
+
+@pytest.fixture
+def sql_statements(system: LocalSystem, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every SQL statement the application runs from here on, through dict cursors (transactions) or
+    plain ones (Database.fetch_tuples, which take the connection's cursor factory)."""
+    import psycopg2.extensions
+    import psycopg2.extras
+
+    from expensebot.bootstrap import get_runtime
+
+    statements: list[str] = []
+    original = psycopg2.extras.RealDictCursor.execute
+
+    def counting(self: Any, query: Any, vars: Any = None) -> Any:
+        statements.append(str(query))
+        return original(self, query, vars)
+
+    class CountingCursor(psycopg2.extensions.cursor):
+        def execute(self, query: Any, vars: Any = None) -> Any:
+            statements.append(str(query))
+            return super().execute(query, vars)
+
+    monkeypatch.setattr(psycopg2.extras.RealDictCursor, "execute", counting)
+    monkeypatch.setattr(get_runtime().db.connection(), "cursor_factory", CountingCursor)
+    return statements
+

@@ -40,18 +40,10 @@ def _seed(users: list[tuple[int, str | None, str, str]]) -> None:
     conn.close()
 
 
-def test_the_plan_for_every_user_is_one_sql_statement(system, monkeypatch):
+def test_the_plan_for_every_user_is_one_sql_statement(system, sql_statements):
     _seed([(2000 + i, None, "1000", str(700 + i * 10)) for i in range(40)])
-    statements: list[str] = []
-    original = psycopg2.extras.RealDictCursor.execute
-
-    def counting(self, query, vars=None):
-        statements.append(str(query))
-        return original(self, query, vars)
-
-    monkeypatch.setattr(psycopg2.extras.RealDictCursor, "execute", counting)
     alerts = plan_budget_alerts(get_runtime(), datetime(2026, 3, 10, 9, 30, tzinfo=MOSCOW))
-    assert len(statements) == 1
+    assert len(sql_statements) == 1
     # 700..1090 spent of 1000: from 800 (i = 10) up, 80/90/100 % by how far each got.
     assert len(alerts) == 30
     assert {a.threshold for a in alerts} == {80, 90, 100}

@@ -166,21 +166,13 @@ def test_only_active_users_with_expenses_in_the_month_of_the_application_zone_ar
     ]
 
 
-def test_the_plan_for_every_user_is_one_sql_statement(system, monkeypatch):
+def test_the_plan_for_every_user_is_one_sql_statement(system, sql_statements):
     for i in range(30):
         _user(system, 2000 + i)
         if i % 3:
             _spend(2000 + i, "5.00", "cafe", _in_march(1 + i))
-    statements: list[str] = []
-    original = psycopg2.extras.RealDictCursor.execute
-
-    def counting(self, query, vars=None):
-        statements.append(str(query))
-        return original(self, query, vars)
-
-    monkeypatch.setattr(psycopg2.extras.RealDictCursor, "execute", counting)
     units = plan_monthly_reports(get_runtime(), MARCH)
-    assert len(statements) == 1
+    assert len(sql_statements) == 1
     assert [u.user_id for u in units] == [2000 + i for i in range(30) if i % 3]
 
 

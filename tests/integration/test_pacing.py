@@ -5,6 +5,7 @@ parked, splitting, and paid broadcasts."""
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -109,6 +110,10 @@ def test_a_429_pauses_every_worker_until_retry_after_and_each_message_still_arri
     with paced_system(template, clean_database, clock, global_rate=5) as system:
         broadcast(range(1, 13))
         system.drain("DefaultQueue")
+        delayed = system.sqs.get_queue_attributes(
+            QueueUrl=system.queues.urls["DefaultQueue"], AttributeNames=["ApproximateNumberOfMessagesDelayed"]
+        )["Attributes"]["ApproximateNumberOfMessagesDelayed"]
+        assert int(delayed) >= 1  # the refused ones wait out retry_after as delayed copies
         too_many = answers(system, 429)
         assert too_many, "the stand-in should have answered 429 to sends beyond 5/s"
         assert all(c.response["parameters"]["retry_after"] >= 1 for c in too_many)
@@ -254,6 +259,24 @@ def test_a_5xx_is_retried_and_after_five_receives_the_message_is_in_the_dlq(syst
     assert len(attempts) == 5 and all(c.status >= 500 for c in attempts)
     parked = system.receive_raw("DefaultDeadLetterQueue")
     assert len(parked) == 1
+
+
+def test_another_400_is_final_keeps_telegrams_description_and_is_parked_by_the_worker(system):
+    from expensebot.errors import TelegramBadRequest
+    from expensebot.worker import FINAL_ERRORS
+
+    with pytest.raises(TelegramBadRequest) as refused:
+        deliver(get_runtime(), OutboundMessage("blank:1", "test", 42, "   "))  # Telegram: message text is empty
+
+    assert "text is empty" in refused.value.description
+    conn = psycopg2.connect(os.environ["DATABASE_URL"])
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT status, last_error FROM notifications WHERE dedupe_key = 'blank:1'")
+        status, last_error = cur.fetchone()
+    conn.close()
+    assert status == "failed" and "text is empty" in last_error
+    # The worker parks such a record in the DLQ at once instead of retrying it (see test_adapters' poison test).
+    assert issubclass(TelegramBadRequest, FINAL_ERRORS)
 
 
 def test_a_message_over_4096_characters_arrives_in_order_in_parts_once(aws, template, clean_database):

@@ -84,20 +84,12 @@ def _texts(system, chat_id: int) -> list[str]:
 # ---------------------------------------------------------------- the plan
 
 
-def test_the_plan_for_every_payment_is_one_sql_statement(system, monkeypatch):
+def test_the_plan_for_every_payment_is_one_sql_statement(system, sql_statements):
     for i in range(30):
         _user(system, 2000 + i)
         _payment(2000 + i, 1 + i, datetime(2026, 1, 1, 9, 0, tzinfo=MOSCOW))
-    statements: list[str] = []
-    original = psycopg2.extras.RealDictCursor.execute
-
-    def counting(self, query, vars=None):
-        statements.append(str(query))
-        return original(self, query, vars)
-
-    monkeypatch.setattr(psycopg2.extras.RealDictCursor, "execute", counting)
     dues = plan_recurring_payments(get_runtime(), date(2026, 3, 10))
-    assert len(statements) == 1
+    assert len(sql_statements) == 1
     # Days 1..30 since 1 January, to 10 March: January and February for all 30 (day 29/30 on 28 February),
     # March for days 1..10.
     assert len(dues) == 30 + 30 + 10

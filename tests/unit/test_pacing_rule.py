@@ -9,7 +9,7 @@ import pytest
 
 from expensebot.config import Settings
 from expensebot.delivery import MAX_MESSAGE_LENGTH, split_message
-from expensebot.pacing import SAFETY_MARGIN, BotPacing, HeldBack, PacingLimits, Slot, after_429, plan_send
+from expensebot.pacing import BotPacing, HeldBack, PacingLimits, Slot, after_429, plan_send
 
 NOW = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
 LIMITS = PacingLimits(global_interval=1 / 30, chat_interval=1.0, group_interval=3.0, max_wait=3.0)
@@ -57,17 +57,17 @@ def test_a_slot_further_than_the_longest_wait_is_not_reserved_but_held_back():
     assert held.seconds == 4
 
 
-def test_a_429_pauses_every_sender_until_telegrams_moment_and_halves_the_rate():
+def test_a_429_pauses_every_sender_until_telegrams_moment_and_lowers_the_rate():
     paused = after_429(NOW, IDLE, retry_after=17)
     assert paused.paused_until == NOW + timedelta(seconds=17)
-    assert paused.rate_factor == 0.5
+    assert paused.rate_factor == pytest.approx(0.8)
     held = plan_send(NOW + timedelta(seconds=1), paused, None, 7, LIMITS)
     assert isinstance(held, HeldBack) and held.reason == "Telegram asked every sender to wait (429)"
-    # Once the pause is almost over, the first slot is the pause's end, and the next ones come at half rate.
+    # Once the pause is almost over, the first slot is the pause's end, and the next ones come at 80 %.
     slot = plan_send(NOW + timedelta(seconds=15), paused, None, 7, LIMITS)
     assert isinstance(slot, Slot)
     assert slot.send_at == NOW + timedelta(seconds=17)
-    assert seconds(slot.bot_next - slot.send_at) == pytest.approx(2 / 30, abs=1e-5)
+    assert seconds(slot.bot_next - slot.send_at) == pytest.approx(1 / 30 / 0.8, abs=1e-5)
 
 
 def test_the_rate_recovers_a_little_with_every_send_and_never_exceeds_the_limit():
@@ -88,8 +88,10 @@ def test_reservations_far_in_the_future_are_forgotten_when_the_clock_went_back()
 def test_paid_broadcast_raises_the_rate_and_pacing_stays_a_little_under_the_limit():
     free = PacingLimits.from_settings(Settings())
     paid = PacingLimits.from_settings(Settings(TELEGRAM_PAID_BROADCAST="true"))
-    assert 1 / free.global_interval == pytest.approx(30 * SAFETY_MARGIN)
-    assert 1 / paid.global_interval == pytest.approx(1000 * SAFETY_MARGIN)
+    margin = Settings().pacing_safety_margin
+    assert 0.9 <= margin < 1
+    assert 1 / free.global_interval == pytest.approx(30 * margin)
+    assert 1 / paid.global_interval == pytest.approx(1000 * margin)
     assert free.chat_interval == paid.chat_interval == 1.0
 
 

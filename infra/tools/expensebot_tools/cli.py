@@ -117,6 +117,19 @@ def cmd_import_times(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from expensebot_tools.bench import BenchOptions, registry, run_benchmarks
+
+    if args.list:
+        for name, bench in registry().items():
+            print(f"{name:14} {bench.description}")
+        return 0
+    options = BenchOptions(users=args.users, expenses=args.expenses, seed=args.seed, database_url=args.database_url,
+                           naive_sample=args.naive_sample, explain=args.explain)
+    run_benchmarks([args.name] if args.name else [], options)
+    return 0
+
+
 def load_settings() -> Any:
     """The functions' settings from the environment, or a one-line-per-problem exit."""
     from pydantic import ValidationError
@@ -146,6 +159,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--database-url", help="an empty PostgreSQL database to use (default: embedded)")
     demo.add_argument("--verbose", action="store_true", help="show the functions' JSON logs too")
     demo.set_defaults(func=cmd_demo)
+
+    bench = commands.add_parser("bench", help="the speed goals on a generated data set (results: .bench/results.jsonl)")
+    bench.add_argument("name", nargs="?", help="one benchmark (default: all); see --list")
+    bench.add_argument("--list", action="store_true", help="list the benchmarks")
+    bench.add_argument("--users", type=int, default=100_000)
+    bench.add_argument("--expenses", type=int, default=5_000_000)
+    bench.add_argument("--seed", type=int, default=1)
+    bench.add_argument("--database-url", help="a database for the data set (default: embedded, in .bench/pgdata)")
+    bench.add_argument("--naive-sample", type=int, metavar="N",
+                       help="time the naive per-user loop over N random users and extrapolate")
+    bench.add_argument("--explain", action="store_true", help="print EXPLAIN ANALYZE of each planner's SQL")
+    bench.set_defaults(func=cmd_bench)
 
     dev = commands.add_parser("dev", help="developer checks")
     dev_commands = dev.add_subparsers(dest="dev_command", required=True)

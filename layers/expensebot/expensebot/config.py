@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     telegram_paid_rate_per_second: float = Field(
         1000.0, gt=0, le=1000, validation_alias="TELEGRAM_PAID_RATE_PER_SECOND"
     )
+    # Sends are paced this much under the rate: they leave a little after their slot, unevenly, and a
+    # pace of exactly Telegram's rate puts one send too many in some one-second window now and then.
+    pacing_safety_margin: float = Field(0.95, ge=0.5, le=1.0, validation_alias="PACING_SAFETY_MARGIN")
     # The longest a worker sleeps for its send slot; a later slot holds the message back instead.
     pacing_max_wait_seconds: float = Field(3.0, ge=0.1, le=30, validation_alias="PACING_MAX_WAIT_SECONDS")
 

@@ -16,13 +16,13 @@ from __future__ import annotations
 import enum
 import os
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from expensebot.bootstrap import Runtime
 from expensebot.config import Settings
 from expensebot.errors import ExpenseBotError, TelegramChatUnavailable, TelegramError, TelegramRetryAfter
 from expensebot.observability import METRICS_NAMESPACE, logger, metrics
-from expensebot.pacing import HeldBack, Pacer
+from expensebot.pacing import HeldBack, Pacer, Slot
 
 # Telegram's limit for one message's text, counted in UTF-16 code units.
 MAX_MESSAGE_LENGTH = 4096
@@ -145,8 +145,11 @@ def deliver(runtime: Runtime, message: OutboundMessage) -> Delivery:
     return Delivery.SENT if Delivery.SENT in outcomes else Delivery.ALREADY_SENT
 
 
-def _deliver_part(runtime: Runtime, message: OutboundMessage, key: str, text: str) -> Delivery:
-    now = runtime.clock.now()
+def _claim_and_reserve(
+    runtime: Runtime, pacer: Pacer, message: OutboundMessage, key: str, now: datetime
+) -> tuple[int, Slot] | None:
+    """Claims the part and reserves its send slot in one transaction: None when it was sent already; a
+    HeldBack rolls the claim back with the slot, so a held message leaves nothing claimed."""
     with runtime.db.transaction() as cur:
         cur.execute(
             _CLAIM,
@@ -160,23 +163,27 @@ def _deliver_part(runtime: Runtime, message: OutboundMessage, key: str, text: st
             },
         )
         claimed = cur.fetchone()
-        if claimed is None:
-            cur.execute("SELECT status FROM notifications WHERE dedupe_key = %s", (key,))
-            status = cur.fetchone()["status"]
-    if claimed is None:
-        if status == "sending":
-            raise DeliveryInProgress(f"{key} is being sent by another worker")
-        logger.info("already delivered", extra={"dedupe_key": key, "status": status})
-        return Delivery.ALREADY_SENT
-    notification_id = claimed["id"]
+        if claimed is not None:
+            return claimed["id"], pacer.reserve(message.chat_id, cur)
+        cur.execute("SELECT status FROM notifications WHERE dedupe_key = %s", (key,))
+        status = cur.fetchone()["status"]
+    if status == "sending":
+        raise DeliveryInProgress(f"{key} is being sent by another worker")
+    logger.info("already delivered", extra={"dedupe_key": key, "status": status})
+    return None
 
+
+def _deliver_part(runtime: Runtime, message: OutboundMessage, key: str, text: str) -> Delivery:
+    now = runtime.clock.now()
     pacer = Pacer(runtime)
     try:
-        slot = pacer.reserve(message.chat_id)
-    except HeldBack as held:
-        _record(runtime, notification_id, status="held", error=str(held))
+        claim = _claim_and_reserve(runtime, pacer, message, key, now)
+    except HeldBack:
         count("HeldBack", message.kind)
         raise
+    if claim is None:
+        return Delivery.ALREADY_SENT
+    notification_id, slot = claim
     pacer.wait_for(slot)
     extra = {"allow_paid_broadcast": True} if runtime.settings.telegram_paid_broadcast else {}
     try:

@@ -9,7 +9,8 @@ milliseconds. A slot within `PACING_MAX_WAIT_SECONDS` is slept to (briefly); a l
 at all: the message is held back and comes again after the wait, without holding the batch.
 
 A 429 pauses every worker until the moment Telegram named (`paused_until`, shared by the bot's row) and
-halves the rate; each send afterwards wins back 2 % of it (additive increase, multiplicative decrease).
+lowers the rate by a fifth; each send afterwards wins back 2 % of it (additive increase, multiplicative
+decrease).
 """
 
 from __future__ import annotations
@@ -17,16 +18,18 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from expensebot.bootstrap import Runtime
 from expensebot.config import Settings
 from expensebot.errors import ExpenseBotError
 
 SLOWEST_RATE_FACTOR = 0.1
+# A 429 takes a fifth off the rate; each send afterwards wins back 2 % of the full rate. A lone 429 (a
+# send that left late and landed in a crowded second) costs ten sends at a slightly lower rate; a limit
+# that is really lower than configured brings the rate down within a few 429s.
+RATE_AFTER_429 = 0.8
 RECOVERY_PER_SEND = 0.02
-# Sends leave a few milliseconds after their slot, unevenly; pacing at exactly Telegram's rate would put
-# one send too many in some one-second window now and then. 3 % below it never does, and costs 3 %.
-SAFETY_MARGIN = 0.97
 
 
 class HeldBack(ExpenseBotError):
@@ -52,7 +55,7 @@ class PacingLimits:
             settings.telegram_rate_per_second
         )
         return cls(
-            global_interval=1.0 / (rate * SAFETY_MARGIN),
+            global_interval=1.0 / (rate * settings.pacing_safety_margin),
             chat_interval=settings.telegram_chat_interval_seconds,
             group_interval=60.0 / settings.telegram_group_messages_per_minute,
             max_wait=settings.pacing_max_wait_seconds,
@@ -120,7 +123,7 @@ def after_429(now: datetime, bot: BotPacing, retry_after: int) -> BotPacing:
     return BotPacing(
         next_send_at=max(bot.next_send_at, until),
         paused_until=max(until, bot.paused_until) if bot.paused_until else until,
-        rate_factor=max(SLOWEST_RATE_FACTOR, bot.rate_factor / 2),
+        rate_factor=max(SLOWEST_RATE_FACTOR, bot.rate_factor * RATE_AFTER_429),
     )
 
 
@@ -148,29 +151,33 @@ class Pacer:
         # The numeric part of the token names the bot: one token, one rate budget.
         return self._runtime.bot_token().split(":", 1)[0]
 
-    def reserve(self, chat_id: int) -> Slot:
-        """Reserves the chat's next send time; raises HeldBack when it is more than max_wait away."""
+    def reserve(self, chat_id: int, cur: Any = None) -> Slot:
+        """Reserves the chat's next send time; raises HeldBack when it is more than max_wait away. Given a
+        cursor, the reservation joins that transaction (the delivery claim's), so a claim and its slot are
+        both kept or both rolled back."""
         now = self._runtime.clock.now()
         if not self._runtime.settings.telegram_pacing:
             return Slot(send_at=now, bot_next=now, chat_next=now, rate_factor=1.0)
+        if cur is None:
+            with self._runtime.db.transaction() as own:
+                return self.reserve(chat_id, own)
         params = {"bot": self.bot_id, "chat": chat_id, "now": now}
-        with self._runtime.db.transaction() as cur:
-            cur.execute(_LOCK_BOT, params)
-            row = cur.fetchone()
-            bot = BotPacing(row["next_send_at"], row["paused_until"], float(row["rate_factor"]))
-            cur.execute(_LOCK_CHAT, params)
-            chat_next = cur.fetchone()["next_send_at"]
-            planned = plan_send(now, bot, chat_next, chat_id, self._limits)
-            if isinstance(planned, HeldBack):
-                raise planned
-            cur.execute(
-                "UPDATE telegram_pacing SET next_send_at = %s, rate_factor = %s WHERE bot_id = %s",
-                (planned.bot_next, planned.rate_factor, self.bot_id),
-            )
-            cur.execute(
-                "UPDATE chat_pacing SET next_send_at = %s WHERE bot_id = %s AND chat_id = %s",
-                (planned.chat_next, self.bot_id, chat_id),
-            )
+        cur.execute(_LOCK_BOT, params)
+        row = cur.fetchone()
+        bot = BotPacing(row["next_send_at"], row["paused_until"], float(row["rate_factor"]))
+        cur.execute(_LOCK_CHAT, params)
+        chat_next = cur.fetchone()["next_send_at"]
+        planned = plan_send(now, bot, chat_next, chat_id, self._limits)
+        if isinstance(planned, HeldBack):
+            raise planned
+        cur.execute(
+            "UPDATE telegram_pacing SET next_send_at = %s, rate_factor = %s WHERE bot_id = %s",
+            (planned.bot_next, planned.rate_factor, self.bot_id),
+        )
+        cur.execute(
+            "UPDATE chat_pacing SET next_send_at = %s WHERE bot_id = %s AND chat_id = %s",
+            (planned.chat_next, self.bot_id, chat_id),
+        )
         return planned
 
     def wait_for(self, slot: Slot) -> None:

@@ -88,6 +88,24 @@ class Database:
             cur.execute(sql, params)
             return list(cur.fetchall())
 
+    def fetch_tuples(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+        """Rows as plain tuples: for planners that read tens of thousands of rows, where building a dict
+        per row costs more than the query (make bench BENCH=budget_check)."""
+        conn = self.connection()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql, params)
+                rows = cur.fetchall()
+            conn.commit()
+            return rows
+        except _CONNECTION_ERRORS as exc:
+            self.close()
+            raise DatabaseUnavailable(f"the database connection failed: {exc}".strip()) from exc
+        except BaseException:
+            if not conn.closed:
+                conn.rollback()
+            raise
+
     def close(self) -> None:
         if self._conn is not None:
             with suppress(*_CONNECTION_ERRORS):
