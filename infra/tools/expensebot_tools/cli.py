@@ -181,9 +181,11 @@ def build_parser() -> argparse.ArgumentParser:
                          help="interpreter to measure with (needs the layer's requirements and aiogram)")
     imports.set_defaults(func=cmd_import_times)
 
+    from expensebot_tools.ops import add_parser as add_ops_parser
     from expensebot_tools.webhook_admin import add_parser as add_webhook_parser
 
     add_webhook_parser(commands)
+    add_ops_parser(commands)
     return parser
 
 

@@ -1,0 +1,204 @@
+"""`expensebot ops doctor`: the seed's troubleshooting checklist and frequent-errors table as checks. Each
+check passes, or fails saying what to do; the exit code is 1 when any check fails.
+
+Checks: the database is reachable and migrated; every queue has a URL, exists, and has a DLQ that is
+empty; every registered task's queue has a URL (the seed's "Received unregistered task" / a task routed
+nowhere); the schedules (when Scheduler can be read) are enabled and all in the app's time zone; the bot
+token is valid (getMe); the webhook is set with no error in the last day (getWebhookInfo); no job's latest
+run failed; no run is still 'running' past the hard time limit (the seed's WorkerLostError).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+WEBHOOK_ERROR_WINDOW = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+def _safely(name: str, fix: str, probe: Callable[[], list[Check]]) -> list[Check]:
+    try:
+        return probe()
+    except Exception as exc:  # a check that cannot run is a failed check, said in one line
+        return [Check(name, False, f"{type(exc).__name__}: {str(exc).strip()[:300]}", fix)]
+
+
+def database_checks(runtime: Any) -> list[Check]:
+    from expensebot.adapters.migrations import pending
+    from expensebot_tools.local_stack import MIGRATIONS_DIR
+
+    def probe() -> list[Check]:
+        waiting = pending(runtime.db, MIGRATIONS_DIR)
+        if waiting:
+            return [Check("database", False, f"reachable; migrations pending: {', '.join(waiting)}",
+                          "run `expensebot migrate` against this database")]
+        return [Check("database", True, "reachable, schema current")]
+
+    return _safely("database", "check DATABASE_URL (or the database secret), the network path and the credentials",
+                   probe)
+
+
+def queue_checks(runtime: Any) -> list[Check]:
+    from expensebot.config import QUEUE_NAMES
+    from expensebot.tasks import registry
+
+    checks: list[Check] = []
+    configured = set()
+    for queue in QUEUE_NAMES:
+        if not runtime.settings.queue_url(queue):
+            checks.append(Check(f"queue {queue}", False, "no URL configured",
+                                f"set QUEUE_URL_{queue.upper()} to the {queue} queue's URL (stack outputs)"))
+            continue
+        configured.add(queue)
+
+        def probe(queue: str = queue) -> list[Check]:
+            depth = runtime.queues.depth(queue)
+            found = [Check(f"queue {queue}", True,
+                           f"present with its DLQ; waiting {depth.waiting}, in flight {depth.in_flight}")]
+            if depth.dead_letter:
+                found.append(Check(f"DLQ {queue}", False, f"{depth.dead_letter} message(s) failed",
+                                   f"`expensebot ops dlq show {queue}`, fix the cause, then "
+                                   f"`expensebot ops dlq redrive {queue}` (or `ops purge {queue} --dlq`)"))
+            else:
+                found.append(Check(f"DLQ {queue}", True, "empty"))
+            return found
+
+        checks += _safely(f"queue {queue}", "deploy the stack, or correct the URL; the queue needs its redrive policy",
+                          probe)
+    unrouted = sorted(name for name, task in registry().items() if task.queue not in configured)
+    checks.append(
+        Check("task routing", False, f"tasks with no queue URL: {', '.join(unrouted)}",
+              "set the QUEUE_URL_* of their queues") if unrouted
+        else Check("task routing", True, f"all {len(registry())} tasks go to a configured queue")
+    )
+    return checks
+
+
+def schedule_checks(runtime: Any, prefix: str) -> list[Check]:
+    def probe() -> list[Check]:
+        import boto3
+
+        scheduler = boto3.client("scheduler")
+        names = [s["Name"] for s in scheduler.list_schedules(NamePrefix=prefix).get("Schedules", [])
+                 if s["Name"].startswith(prefix)]
+        if not names:
+            return [Check("schedules", False, f"no schedule named {prefix}*",
+                          "deploy the stack, or pass --prefix expensebot-<Stage>-")]
+        checks = []
+        app_zone = runtime.settings.app_timezone
+        for name in sorted(names):
+            schedule = scheduler.get_schedule(Name=name)
+            zone = schedule.get("ScheduleExpressionTimezone") or "UTC"
+            problems, fixes = [], []
+            if schedule.get("State") != "ENABLED":
+                problems.append("disabled")
+                fixes.append(f"`expensebot ops schedules enable {name}` if that was not meant")
+            if zone != app_zone:
+                problems.append(f"time zone {zone}, but the functions use APP_TIMEZONE={app_zone}")
+                fixes.append("deploy with one TimeZone parameter for schedules and functions")
+            checks.append(Check(f"schedule {name}", not problems,
+                                "; ".join(problems) or f"enabled, {schedule['ScheduleExpression']} in {zone}",
+                                "; ".join(fixes)))
+        return checks
+
+    return _safely("schedules", "give the CLI scheduler:ListSchedules/GetSchedule access, or skip with --no-schedules",
+                   probe)
+
+
+def telegram_checks(runtime: Any) -> list[Check]:
+    def bot() -> list[Check]:
+        me = runtime.telegram.call("getMe")
+        return [Check("bot token", True, f"valid: @{me.get('username')}")]
+
+    checks = _safely("bot token", "set TELEGRAM_BOT_TOKEN (or the token secret) to the token @BotFather gave", bot)
+    if not checks[0].ok:
+        return checks
+
+    def webhook() -> list[Check]:
+        info = runtime.telegram.call("getWebhookInfo")
+        if not info.get("url"):
+            return [Check("webhook", False, "not set: Telegram sends the bot no updates",
+                          "`expensebot webhook set --url <the stack's WebhookUrl output>`")]
+        error_at = info.get("last_error_date")
+        now = runtime.clock.now()
+        if error_at and now - datetime.fromtimestamp(error_at, UTC) < WEBHOOK_ERROR_WINDOW:
+            return [Check("webhook", False, f"{info['url']}: last error {info.get('last_error_message')!r} at "
+                          f"{datetime.fromtimestamp(error_at, UTC).isoformat()}; "
+                          f"{info.get('pending_update_count', 0)} update(s) waiting",
+                          "read the WebhookFunction's logs; `expensebot webhook info` shows when it recovers")]
+        return [Check("webhook", True, f"{info['url']}, no error in the last day")]
+
+    return checks + _safely("webhook", "check the bot token and the network path to Telegram", webhook)
+
+
+_LATEST_RUNS = """
+SELECT DISTINCT ON (job) job, slot, status, started_at, error,
+       status = 'running' AND started_at < %(stale_before)s AS stale
+  FROM job_runs ORDER BY job, slot DESC
+"""
+
+
+def job_checks(runtime: Any) -> list[Check]:
+    def probe() -> list[Check]:
+        tz = runtime.settings.tz
+        stale_before = runtime.clock.now() - timedelta(seconds=runtime.settings.hard_time_limit_seconds)
+        rows = runtime.db.fetch_all(_LATEST_RUNS, {"stale_before": stale_before})
+        failed = [r for r in rows if r["status"] == "failed"]
+        stale = [r for r in rows if r["stale"]]
+        checks = []
+        for row in failed:
+            slot = row["slot"].astimezone(tz).isoformat()
+            checks.append(Check(f"job {row['job']}", False, f"latest run (slot {slot}) failed: {row['error']}",
+                                f"fix the cause, then `expensebot ops run {row['job']} --slot {slot}`"))
+        for row in stale:
+            slot = row["slot"].astimezone(tz).isoformat()
+            checks.append(Check(f"job {row['job']}", False,
+                                f"run for slot {slot} still 'running' since {row['started_at'].astimezone(tz)}: "
+                                "its function died (timeout or out of memory)",
+                                f"check the function's logs; `expensebot ops run {row['job']} --slot {slot}` "
+                                "takes the run over"))
+        if not checks:
+            checks.append(Check("job runs", True, f"the latest run of each of {len(rows)} job(s) is healthy"))
+        return checks
+
+    return _safely("job runs", "the job_runs table needs the database (see above)", probe)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from expensebot_tools.ops import opened_runtime, print_json, print_table
+
+    with opened_runtime() as runtime:
+        checks = database_checks(runtime) + queue_checks(runtime)
+        if not args.no_schedules:
+            checks += schedule_checks(runtime, args.prefix)
+        checks += telegram_checks(runtime) + job_checks(runtime)
+    failed = [c for c in checks if not c.ok]
+    if args.json:
+        print_json({"ok": not failed, "checks": [asdict(c) for c in checks]})
+    else:
+        print_table("expensebot doctor", ["check", "result", "detail", "what to do"],
+                    [[c.name, "ok" if c.ok else "FAIL", c.detail, c.fix] for c in checks])
+        print(f"{len(failed)} problem(s) found" if failed else "no problems found",
+              file=sys.stdout)
+    return 1 if failed else 0
+
+
+def add_parser(sub: Any, guarded: Any) -> None:
+    doctor = sub.add_parser("doctor", help="check the whole deployment; each failure says what to do (exit 1)")
+    doctor.add_argument("--prefix", "--stack-prefix", dest="prefix", default="expensebot-",
+                        help="schedule name prefix, e.g. expensebot-prod- (default expensebot-)")
+    doctor.add_argument("--no-schedules", action="store_true", help="skip the EventBridge Scheduler checks")
+    doctor.add_argument("--json", action="store_true")
+    doctor.set_defaults(func=guarded(cmd_doctor))

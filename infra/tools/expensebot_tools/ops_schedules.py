@@ -1,0 +1,207 @@
+"""`expensebot ops schedules [disable|enable NAME]`: the EventBridge Scheduler schedules beside the run
+ledger (django-celery-beat's PeriodicTask list, with `enabled` and `last_run_at`).
+
+- The list: each schedule whose name starts with the prefix (`expensebot-<Stage>-`, or every schedule
+  with `--prefix ''`), its expression, time zone and state, its next run times computed in the
+  schedule's own time zone (so daylight saving moves them as Scheduler moves them; a wall-clock time
+  that does not exist on a spring-forward day is skipped), and from the ledger its job's last slot, run
+  count and the last run's status.
+- disable/enable: UpdateSchedule replaces every field it is not given, so the whole schedule is read
+  with GetSchedule, its State changed, and every field written back. The next deploy sets State back
+  to the template's SchedulesState parameter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Iterator
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+DAY_NAMES = {"SUN": 1, "MON": 2, "TUE": 3, "WED": 4, "THU": 5, "FRI": 6, "SAT": 7}
+MONTH_NAMES = {name: i for i, name in enumerate(
+    ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"), start=1)}
+# Fields UpdateSchedule takes, copied from GetSchedule's answer (anything missing would be reset).
+UPDATABLE_FIELDS = (
+    "ActionAfterCompletion", "Description", "EndDate", "FlexibleTimeWindow", "GroupName", "KmsKeyArn", "Name",
+    "ScheduleExpression", "ScheduleExpressionTimezone", "StartDate", "State", "Target",
+)
+
+
+class UnsupportedExpression(ValueError):
+    pass
+
+
+def _field(text: str, low: int, high: int, names: dict[str, int] | None = None) -> set[int] | None:
+    """One cron field → the values it allows; None for `*`/`?` (any)."""
+    if text in ("*", "?"):
+        return None
+    allowed: set[int] = set()
+
+    def value(token: str) -> int:
+        token = token.upper()
+        if names and token in names:
+            return names[token]
+        if not token.isdigit():
+            raise UnsupportedExpression(f"cron field {text!r} is not supported here")
+        return int(token)
+
+    for part in text.split(","):
+        step = 1
+        if "/" in part:
+            part, step_text = part.split("/", 1)
+            step = value(step_text)
+        if part in ("*", "?"):
+            start, end = low, high
+        elif "-" in part:
+            start_text, end_text = part.split("-", 1)
+            start, end = value(start_text), value(end_text)
+        else:
+            start = value(part)
+            end = high if step > 1 else start
+        allowed.update(range(start, end + 1, step))
+    return allowed
+
+
+def next_runs(expression: str, zone: str, after: datetime, count: int) -> list[datetime]:
+    """The next `count` times of a `cron(...)` expression, in the schedule's zone; [] for rate/at."""
+    if not expression.startswith("cron(") or not expression.endswith(")"):
+        return []
+    parts = expression[5:-1].split()
+    if len(parts) != 6:
+        raise UnsupportedExpression(f"{expression}: a cron expression has six fields")
+    minutes = _field(parts[0], 0, 59)
+    hours = _field(parts[1], 0, 23)
+    days = _field(parts[2], 1, 31)
+    months = _field(parts[3], 1, 12, MONTH_NAMES)
+    weekdays = _field(parts[4], 1, 7, DAY_NAMES)
+    years = _field(parts[5], 1970, 2199)
+    tz = ZoneInfo(zone)
+    local_after = after.astimezone(tz)
+    found: list[datetime] = []
+    for day in _days(local_after.date()):
+        if len(found) >= count or day.year > local_after.year + 5:
+            break
+        if (years is not None and day.year not in years) or (months is not None and day.month not in months):
+            continue
+        if days is not None and day.day not in days:
+            continue
+        if weekdays is not None and (day.isoweekday() % 7) + 1 not in weekdays:
+            continue
+        for hour in sorted(hours if hours is not None else range(24)):
+            for minute in sorted(minutes if minutes is not None else range(60)):
+                at = datetime.combine(day, time(hour, minute), tzinfo=tz)
+                # A wall-clock time skipped by a spring-forward change does not exist: it does not run.
+                if at.astimezone(ZoneInfo("UTC")).astimezone(tz).replace(tzinfo=None) != at.replace(tzinfo=None):
+                    continue
+                if at > local_after and len(found) < count:
+                    found.append(at)
+    return found
+
+
+def _days(start: date) -> Iterator[date]:
+    day = start
+    while True:
+        yield day
+        day += timedelta(days=1)
+
+
+_LEDGER = """
+SELECT job, COUNT(*) AS runs, MAX(slot) AS last_slot,
+       (ARRAY_AGG(status ORDER BY slot DESC))[1] AS last_status
+  FROM job_runs WHERE job = ANY(%(jobs)s) GROUP BY job
+"""
+
+
+def _job_of(schedule: dict[str, Any]) -> str | None:
+    try:
+        return json.loads(schedule.get("Target", {}).get("Input", "{}")).get("job")
+    except ValueError:
+        return None
+
+
+def schedule_rows(runtime: Any, scheduler: Any, *, prefix: str, count: int) -> list[dict[str, Any]]:
+    names: list[tuple[str, str]] = []
+    kwargs: dict[str, Any] = {"NamePrefix": prefix} if prefix else {}
+    while True:
+        page = scheduler.list_schedules(**kwargs)
+        names += [(s["Name"], s.get("GroupName", "default")) for s in page.get("Schedules", [])
+                  if s["Name"].startswith(prefix)]
+        if not page.get("NextToken"):
+            break
+        kwargs["NextToken"] = page["NextToken"]
+    schedules = [scheduler.get_schedule(Name=name, GroupName=group) for name, group in sorted(names)]
+    jobs = [job for job in (_job_of(s) for s in schedules) if job]
+    ledger = {row["job"]: row for row in runtime.db.fetch_all(_LEDGER, {"jobs": jobs})} if jobs else {}
+    now = runtime.clock.now()
+    rows = []
+    for schedule in schedules:
+        zone = schedule.get("ScheduleExpressionTimezone") or "UTC"
+        job = _job_of(schedule)
+        runs = ledger.get(job or "", {})
+        try:
+            upcoming = [at.isoformat() for at in next_runs(schedule["ScheduleExpression"], zone, now, count)]
+        except UnsupportedExpression:
+            upcoming = []
+        rows.append({
+            "name": schedule["Name"], "group": schedule.get("GroupName", "default"), "job": job,
+            "expression": schedule["ScheduleExpression"], "timezone": zone, "state": schedule.get("State"),
+            "next_runs": upcoming if schedule.get("State") == "ENABLED" else [],
+            "last_slot": runs.get("last_slot"), "runs": runs.get("runs", 0), "last_status": runs.get("last_status"),
+        })
+    return rows
+
+
+def set_state(scheduler: Any, name: str, group: str, state: str) -> dict[str, Any]:
+    """Read the whole schedule, change its State, write every field back; returns what was written."""
+    current = scheduler.get_schedule(Name=name, GroupName=group)
+    update = {key: current[key] for key in UPDATABLE_FIELDS if current.get(key) is not None}
+    update["State"] = state
+    scheduler.update_schedule(**update)
+    return update
+
+
+def cmd_schedules(args: argparse.Namespace) -> int:
+    import boto3
+
+    from expensebot_tools.ops import OpsError, opened_runtime, print_json, print_table
+
+    scheduler = boto3.client("scheduler")
+    if args.action in ("disable", "enable"):
+        if not args.name:
+            raise OpsError(f"ops schedules {args.action} needs a schedule NAME (see `expensebot ops schedules`)")
+        try:
+            set_state(scheduler, args.name, args.group, "DISABLED" if args.action == "disable" else "ENABLED")
+        except scheduler.exceptions.ResourceNotFoundException as exc:
+            raise OpsError(f"no schedule {args.name!r} in group {args.group!r}") from exc
+        print(f"{args.name}: {args.action}d (the next deploy sets it back to the SchedulesState parameter)")
+        return 0
+    with opened_runtime() as runtime:
+        rows = schedule_rows(runtime, scheduler, prefix=args.prefix, count=args.count)
+        tz = runtime.settings.tz
+    if args.json:
+        print_json(rows)
+        return 0
+    print_table(
+        f"Schedules ({args.prefix or 'all'}*; last slot in {tz.key})",
+        ["name", "expression", "time zone", "state", "next runs", "last slot", "runs", "last status"],
+        [[r["name"], r["expression"], r["timezone"], r["state"], "\n".join(r["next_runs"]),
+          r["last_slot"].astimezone(tz).strftime("%Y-%m-%d %H:%M") if r["last_slot"] else "never", r["runs"],
+          r["last_status"] or ""] for r in rows],
+    )
+    return 0
+
+
+def add_parser(sub: Any, guarded: Any) -> None:
+    schedules = sub.add_parser("schedules", help="the EventBridge schedules, next runs and the ledger; "
+                                                 "`schedules disable|enable NAME`")
+    schedules.add_argument("action", nargs="?", choices=("list", "disable", "enable"), default="list")
+    schedules.add_argument("name", nargs="?", help="the schedule to disable or enable")
+    schedules.add_argument("--prefix", "--stack-prefix", dest="prefix", default="expensebot-",
+                           help="schedule name prefix, e.g. expensebot-prod- (default expensebot-; '' for all)")
+    schedules.add_argument("--group", default="default", help="schedule group (default: default)")
+    schedules.add_argument("--count", type=int, default=3, help="next run times to show (default 3)")
+    schedules.add_argument("--json", action="store_true")
+    schedules.set_defaults(func=guarded(cmd_schedules))
