@@ -186,6 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_webhook_parser(commands)
     add_ops_parser(commands)
+    from expensebot_tools.simulate import add_parser as add_simulate_parser
+
+    add_simulate_parser(commands)
     return parser
 
 
