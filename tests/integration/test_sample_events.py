@@ -64,44 +64,14 @@ def _query(sql: str) -> list[tuple[Any, ...]]:
     return rows
 
 
-# ---------------------------------------------------------------- a tiny evaluator of Scheduler's cron()
-
-_DAY_NAMES = {"SUN": 1, "MON": 2, "TUE": 3, "WED": 4, "THU": 5, "FRI": 6, "SAT": 7}
-
-
-def _field_matches(field: str, value: int) -> bool:
-    for part in field.upper().split(","):
-        if part in ("*", "?"):
-            return True
-        part = re.sub("|".join(_DAY_NAMES), lambda m: str(_DAY_NAMES[m.group(0)]), part)
-        base, _, step = part.partition("/")
-        if base == "*":
-            low, high = 0, 10_000
-        elif "-" in base:
-            low, high = (int(x) for x in base.split("-"))
-        else:
-            low = int(base)
-            high = 10_000 if step else low
-        if low <= value <= high and (value - low) % int(step or 1) == 0:
-            return True
-    return False
+# ---------------------------------------------------------------- Scheduler's cron()
 
 
 def cron_fires_at(expression: str, local: datetime) -> bool:
-    """Whether a Scheduler `cron(min hour day-of-month month day-of-week year)` fires at this local minute."""
-    match = re.fullmatch(r"cron\((.+)\)", expression)
-    assert match, f"not a cron expression: {expression}"
-    minute, hour, day, month, weekday, year = match.group(1).split()
-    aws_weekday = local.isoweekday() % 7 + 1  # SUN=1 ... SAT=7
-    return (
-        local.second == 0
-        and _field_matches(minute, local.minute)
-        and _field_matches(hour, local.hour)
-        and _field_matches(day, local.day)
-        and _field_matches(month, local.month)
-        and _field_matches(weekday, aws_weekday)
-        and _field_matches(year, local.year)
-    )
+    """Whether Scheduler fires the expression at this local minute (the simulation's schedule engine)."""
+    from expensebot_tools.schedules import fire_times
+
+    return local.second == 0 and fire_times(expression, local.tzinfo, local, local + timedelta(minutes=1)) == [local]
 
 
 def test_the_cron_evaluator_reads_scheduler_expressions():

@@ -15,14 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Iterator
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
-DAY_NAMES = {"SUN": 1, "MON": 2, "TUE": 3, "WED": 4, "THU": 5, "FRI": 6, "SAT": 7}
-MONTH_NAMES = {name: i for i, name in enumerate(
-    ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"), start=1)}
+from expensebot_tools.schedules import ScheduleExpressionError, fire_times
+
 # Fields UpdateSchedule takes, copied from GetSchedule's answer (anything missing would be reset).
 UPDATABLE_FIELDS = (
     "ActionAfterCompletion", "Description", "EndDate", "FlexibleTimeWindow", "GroupName", "KmsKeyArn", "Name",
@@ -30,82 +27,18 @@ UPDATABLE_FIELDS = (
 )
 
 
-class UnsupportedExpression(ValueError):
-    pass
-
-
-def _field(text: str, low: int, high: int, names: dict[str, int] | None = None) -> set[int] | None:
-    """One cron field → the values it allows; None for `*`/`?` (any)."""
-    if text in ("*", "?"):
-        return None
-    allowed: set[int] = set()
-
-    def value(token: str) -> int:
-        token = token.upper()
-        if names and token in names:
-            return names[token]
-        if not token.isdigit():
-            raise UnsupportedExpression(f"cron field {text!r} is not supported here")
-        return int(token)
-
-    for part in text.split(","):
-        step = 1
-        if "/" in part:
-            part, step_text = part.split("/", 1)
-            step = value(step_text)
-        if part in ("*", "?"):
-            start, end = low, high
-        elif "-" in part:
-            start_text, end_text = part.split("-", 1)
-            start, end = value(start_text), value(end_text)
-        else:
-            start = value(part)
-            end = high if step > 1 else start
-        allowed.update(range(start, end + 1, step))
-    return allowed
-
-
 def next_runs(expression: str, zone: str, after: datetime, count: int) -> list[datetime]:
-    """The next `count` times of a `cron(...)` expression, in the schedule's zone; [] for rate/at."""
-    if not expression.startswith("cron(") or not expression.endswith(")"):
+    """The next `count` times of a `cron(...)` expression after `after`, in the schedule's zone, by the
+    same engine the simulation fires schedules with; [] for rate and at expressions (a rate counts from
+    the schedule's creation, which Scheduler does not report)."""
+    if not expression.strip().startswith("cron("):
         return []
-    parts = expression[5:-1].split()
-    if len(parts) != 6:
-        raise UnsupportedExpression(f"{expression}: a cron expression has six fields")
-    minutes = _field(parts[0], 0, 59)
-    hours = _field(parts[1], 0, 23)
-    days = _field(parts[2], 1, 31)
-    months = _field(parts[3], 1, 12, MONTH_NAMES)
-    weekdays = _field(parts[4], 1, 7, DAY_NAMES)
-    years = _field(parts[5], 1970, 2199)
-    tz = ZoneInfo(zone)
-    local_after = after.astimezone(tz)
+    window = timedelta(days=2)
     found: list[datetime] = []
-    for day in _days(local_after.date()):
-        if len(found) >= count or day.year > local_after.year + 5:
-            break
-        if (years is not None and day.year not in years) or (months is not None and day.month not in months):
-            continue
-        if days is not None and day.day not in days:
-            continue
-        if weekdays is not None and (day.isoweekday() % 7) + 1 not in weekdays:
-            continue
-        for hour in sorted(hours if hours is not None else range(24)):
-            for minute in sorted(minutes if minutes is not None else range(60)):
-                at = datetime.combine(day, time(hour, minute), tzinfo=tz)
-                # A wall-clock time skipped by a spring-forward change does not exist: it does not run.
-                if at.astimezone(ZoneInfo("UTC")).astimezone(tz).replace(tzinfo=None) != at.replace(tzinfo=None):
-                    continue
-                if at > local_after and len(found) < count:
-                    found.append(at)
+    while len(found) < count and window <= timedelta(days=5 * 366):
+        found = [at for at in fire_times(expression, zone, after, after + window) if at > after][:count]
+        window *= 4
     return found
-
-
-def _days(start: date) -> Iterator[date]:
-    day = start
-    while True:
-        yield day
-        day += timedelta(days=1)
 
 
 _LEDGER = """
@@ -143,7 +76,7 @@ def schedule_rows(runtime: Any, scheduler: Any, *, prefix: str, count: int) -> l
         runs = ledger.get(job or "", {})
         try:
             upcoming = [at.isoformat() for at in next_runs(schedule["ScheduleExpression"], zone, now, count)]
-        except UnsupportedExpression:
+        except ScheduleExpressionError:
             upcoming = []
         rows.append({
             "name": schedule["Name"], "group": schedule.get("GroupName", "default"), "job": job,
