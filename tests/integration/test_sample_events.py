@@ -122,9 +122,27 @@ def test_the_monthly_report_event_is_the_20_00_slot_of_a_months_last_day(templat
 SQS_SAMPLES = sorted(path.name for path in EVENTS_DIR.glob("sqs_*.json"))
 
 
-def test_there_is_an_sqs_sample_for_every_worker_a_user_may_invoke_by_hand():
-    assert {"sqs_notifications_budget_alert.json", "sqs_poison_message.json", "sqs_recurring_book_payment.json",
-            "sqs_reports_monthly_report.json"} <= set(SQS_SAMPLES)
+def test_there_is_an_sqs_sample_for_every_worker_function(template):
+    sampled_queues = {
+        record["eventSourceARN"].rsplit(":", 1)[1].removeprefix("expensebot-local-")
+        for name in SQS_SAMPLES
+        for record in load_event(name)["Records"]
+    }
+    assert {s.queue_id for s in template.subscriptions()} <= sampled_queues
+
+
+@pytest.mark.parametrize(
+    ("name", "worker"),
+    [("sqs_default_debug_task.json", "DefaultWorkerFunction"),
+     ("sqs_maintenance_continue_cleanup.json", "MaintenanceWorkerFunction")],
+)
+def test_the_default_and_maintenance_samples_run_through_their_workers(system, name, worker):
+    event = load_event(name)
+    queue_id = event["Records"][0]["eventSourceARN"].rsplit("-", 1)[1]
+    for record in event["Records"]:
+        record["eventSourceARN"] = system.queues.arns[queue_id]
+    assert system.invoke(worker, event) == {"batchItemFailures": []}
+    assert system.receive_raw(f"{queue_id.removesuffix('Queue')}DeadLetterQueue") == []
 
 
 @pytest.mark.parametrize("name", SQS_SAMPLES)
