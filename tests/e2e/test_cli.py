@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import calendar
 import json
 import os
+import re
 import subprocess
 import sys
+from datetime import UTC, date, datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
+from zoneinfo import ZoneInfo
 
 import psycopg2
 
@@ -53,16 +57,60 @@ def test_import_times_lists_every_function_and_only_the_webhook_imports_aiogram(
     assert all(row["import_seconds"] > 0 for row in rows.values())
 
 
-def test_the_demo_shows_the_budget_alerts_in_a_timeline():
-    # As `make demo` runs it: it starts (and removes) its own embedded PostgreSQL.
-    result = _run("demo", env={"COLUMNS": "120"})
+def test_the_demo_runs_the_current_month_and_shows_what_each_user_received():
+    # As `make demo` runs it: the month in the app's zone, on its own embedded PostgreSQL.
+    result = _run("demo", env={"COLUMNS": "120", "APP_TIMEZONE": "Europe/Moscow", "ADMIN_CHAT_IDS": ""})
     assert result.returncode == 0, result.stderr
     out = result.stdout
+    today = datetime.now(ZoneInfo("Europe/Moscow"))
+    days_in_month = calendar.monthrange(today.year, today.month)[1]
+    assert f"ExpenseBot demo — {today:%B %Y}" in out
+    # Each day of the month has its heading; the first morning's conversation is shown in full.
+    assert f"\n{date(today.year, today.month, 1):%A} 1 {today:%B}\n" in out
+    assert f"\n{date(today.year, today.month, days_in_month):%A} {days_in_month} {today:%B}\n" in out
+    assert "Анна → bot    850 кофе" in out
+    assert "budget alert: ⚠️ Бюджет на месяц: перейден порог 80 %." in out
     assert "Потрачено 850,00\u00a0₽ из 1\u00a0000,00\u00a0₽ (85 %)" in out
     assert "Budget for the month used up: past the 100 % mark" in out
-    assert "the same batch redelivered: 0 message(s) re-sent" in out
-    assert "4 budget alert(s) sent, each once" in out
+    # The recurring payments fall due on the 5th and the 15th, at the 12:00 run.
+    assert "recurring payment: 🔁 Записал регулярный платёж: 35\u00a0000,00\u00a0₽ — аренда" in out
+    assert "recurring payment: 🔁 Recurring payment recorded: 12.00 ₽ — music subscription" in out
+    assert out.count("bot → admins  admin report: ") == days_in_month
+    assert out.count("month-end report: 📊 Отчёт за") == 3 and out.count("month-end report: 📊 Report for") == 1
+    assert "4 expenses typed by" in out and "no failures" in out
+    last = out.strip().splitlines()[-1]
+    assert re.search(rf"Sent \d+ budget alert\(s\), 2 recurring payment\(s\), 4 month-end report\(s\), "
+                     rf"{days_in_month} admin report\(s\) and \d+ replies; the demo took \d+\.\d s\.", last), last
     assert '"level"' not in out  # the functions' JSON logs stay out of the timeline
+
+
+def test_the_demo_refuses_a_database_that_already_has_users(database_url):
+    admin = psycopg2.connect(database_url)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute("DROP DATABASE IF EXISTS cli_demo_used")
+        cur.execute("CREATE DATABASE cli_demo_used")
+    admin.close()
+    target = urlunsplit(urlsplit(database_url)._replace(path="/cli_demo_used"))
+    assert _run("migrate", "--database-url", target).returncode == 0
+    conn = psycopg2.connect(target)
+    with conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO users (user_id, chat_id, created_at, last_seen_at) VALUES (1, 1, now(), now())")
+    conn.close()
+    result = _run("demo", "--database-url", target)
+    assert result.returncode == 1
+    assert "the database already has users; give it an empty one" in result.stderr
+
+
+def test_the_month_window_runs_from_the_first_midnight_to_the_next_months():
+    from expensebot_tools.demo import month_window
+
+    moscow = ZoneInfo("Europe/Moscow")
+    assert month_window(datetime(2026, 12, 24, 7, tzinfo=moscow), moscow) == (
+        datetime(2026, 12, 1, tzinfo=moscow), datetime(2027, 1, 1, tzinfo=moscow))
+    # 31 January 22:00 UTC is already 1 February in Moscow.
+    assert month_window(datetime(2026, 1, 31, 22, tzinfo=UTC), moscow) == (
+        datetime(2026, 2, 1, tzinfo=moscow), datetime(2026, 3, 1, tzinfo=moscow))
 
 
 def test_a_bad_setting_is_reported_per_variable_without_a_traceback():

@@ -155,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("--check", action="store_true", help="only report pending migrations (exit 1 if any)")
     migrate.set_defaults(func=cmd_migrate)
 
-    demo = commands.add_parser("demo", help="the budget check end to end on the embedded stack")
+    demo = commands.add_parser("demo", help="a month of the whole system on the embedded stack, as a timeline")
     demo.add_argument("--database-url", help="an empty PostgreSQL database to use (default: embedded)")
     demo.add_argument("--verbose", action="store_true", help="show the functions' JSON logs too")
     demo.set_defaults(func=cmd_demo)
@@ -189,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     from expensebot_tools.simulate import add_parser as add_simulate_parser
 
     add_simulate_parser(commands)
+    from expensebot_tools.local_up import add_parser as add_local_parser
+
+    add_local_parser(commands)
     return parser
 
 

@@ -1,19 +1,27 @@
-"""`make demo`: the budget check end to end on the embedded stack, told as a timeline.
+"""`make demo`: the whole system over the current month, told as a timeline of what each user received.
 
-Four users write to the bot through the webhook; the check_budget_limits schedule fires every half
-hour; the notifications worker drains the queue; every message the bot sent is shown as it arrived
-at the Telegram stand-in. The run also replays a duplicate schedule delivery and a duplicate SQS
-delivery, to show that neither sends anything twice."""
+It runs `expensebot simulate --demo` (simulate.simulate) from the first of this month to the first of the next,
+in the app's time zone, on the embedded stack: four users start the bot on the first morning, set budgets, add
+recurring payments and then record a few expenses a day; every schedule of template.yaml fires at its times
+(the budget check every half hour, recurring payments at 12:00, the admin report at 10:00 to the demo's admin
+chat, the month-end report on the last evening). The timeline shows each day's messages: the first morning's
+conversation in full, then on each later day what the jobs sent (alerts, recurring notices, reports), with
+the routine replies to typed expenses counted in one line. The simulate summary and a one-line total follow.
+
+A bot message is told apart from a reply by the notifications table: a job's message is a notification row
+holding the Telegram message id it got (the stand-in numbers each chat's messages from 1, in send order)."""
 
 from __future__ import annotations
 
+import json
 import os
+import tempfile
 import time
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,16 +29,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from expensebot_tools.local_stack import (
-    LOCAL_BOT_TOKEN,
-    EmbeddedPostgres,
-    LocalSystem,
-    environment,
-    migrate_database,
-    running_system,
-)
+from expensebot_tools.local_stack import EmbeddedPostgres, environment, migrate_database
 from expensebot_tools.template import Template
-from expensebot_tools.updates import FakeUser, UpdateFactory
+from expensebot_tools.updates import FakeUser
 
 USERS = (
     FakeUser(1001, "Анна", "anna"),
@@ -38,8 +39,10 @@ USERS = (
     FakeUser(1003, "Вера", "vera"),
     FakeUser(1004, "Emma", "emma", language_code="en"),
 )
+# The demo's admin group: ADMIN_CHAT_IDS points here unless the environment names other chats.
+ADMIN_CHAT_ID = -1001000000001
 
-# (minutes after 09:00, user, text): what the users type during the demo morning.
+# (minutes after 09:00 on the month's first day, user, text): the demo's first morning.
 SCRIPT: tuple[tuple[int, FakeUser, str], ...] = (
     (0, USERS[0], "/start"),
     (1, USERS[0], "/budget 1000"),
@@ -53,13 +56,21 @@ SCRIPT: tuple[tuple[int, FakeUser, str], ...] = (
     (9, USERS[3], "/start"),
     (10, USERS[3], "/budget 300"),
     (11, USERS[3], "coffee 120"),
+    (12, USERS[1], "/recurring 5 35000 аренда"),
+    (13, USERS[3], "/recurring 15 12 music subscription"),
     (35, USERS[1], "4500 аптека"),
     (40, USERS[2], "1800 ужин в ресторане"),
     (70, USERS[3], "movie tickets 200"),
 )
-CHECKS_EVERY = timedelta(minutes=30)
-DEMO_HOURS = 2
-BUDGET_JOB = "CheckBudgetLimitsFunction"
+
+KIND_LABELS = {
+    "budget_alert": ("budget alert", "red"),
+    "recurring_notice": ("recurring payment", "magenta"),
+    "monthly_report": ("month-end report", "green"),
+    "report": ("report", "green"),
+    "admin_report": ("admin report", "yellow"),
+}
+REPLY = "reply"
 
 
 @dataclass
@@ -68,171 +79,195 @@ class Line:
     who: str
     text: str
     style: str = ""
+    kind: str = ""  # a notification kind, REPLY for a bot's answer, "" for what a user typed
 
 
-@contextmanager
-def _mocked_aws() -> Iterator[None]:
-    from moto import mock_aws
+@dataclass
+class DemoResult:
+    lines: list[Line]
+    sent_by_kind: Counter[str]
+    report: Any  # simulate.SimulationReport
+    seconds: float
 
-    fake = {"AWS_ACCESS_KEY_ID": "demo", "AWS_SECRET_ACCESS_KEY": "demo", "AWS_DEFAULT_REGION": "us-east-1"}
-    with environment(fake), mock_aws():
-        yield
+
+def month_window(moment: datetime, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """The calendar month holding the moment, in the zone: its first midnight and the next month's."""
+    local = moment.astimezone(zone)
+    start = datetime(local.year, local.month, 1, tzinfo=zone)
+    end = datetime(local.year + (local.month == 12), local.month % 12 + 1, 1, tzinfo=zone)
+    return start, end
 
 
 def run_demo(console: Console | None = None, *, day: datetime | None = None, database_url: str | None = None,
-             verbose: bool = False) -> list[Line]:
-    """Runs the demo morning and prints its timeline. With no database_url it starts (and removes) an
-    embedded PostgreSQL; a database given must be empty, since the demo's users would collide."""
+             verbose: bool = False) -> DemoResult:
+    """Simulates the month holding `day` (default: now) and prints its timeline. With no database_url it
+    starts (and removes) an embedded PostgreSQL; a database given must have no users, since the demo's
+    users would collide."""
+    from expensebot_tools.simulate import _zone_name
+
+    console = console or Console()
+    if not console.is_terminal:  # piped or captured: wide enough for the tables, as simulate prints them
+        console = Console(width=120)
+    started = time.monotonic()
+    zone_name = _zone_name(Template())
+    zone = ZoneInfo(zone_name)
+    start, end = month_window(day or datetime.now(zone), zone)
     # As in Lambda, Powertools reads its settings when the library is first imported: set them first.
-    powertools = {
+    settings = {
         "POWERTOOLS_SERVICE_NAME": "expensebot",
         "POWERTOOLS_METRICS_NAMESPACE": "ExpenseBot",
         "POWERTOOLS_METRICS_DISABLED": "true",
         "POWERTOOLS_LOG_LEVEL": "INFO" if verbose else "WARNING",
+        "ADMIN_CHAT_IDS": os.environ.get("ADMIN_CHAT_IDS") or str(ADMIN_CHAT_ID),
     }
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
-    with environment(powertools):
+    with environment(settings), tempfile.TemporaryDirectory(prefix="expensebot-demo-") as scratch:
         from expensebot.observability import logger
 
-        logger.setLevel(powertools["POWERTOOLS_LOG_LEVEL"])
-        return _run(console, day=day, database_url=database_url)
+        logger.setLevel(settings["POWERTOOLS_LOG_LEVEL"])
+        outbox = Path(scratch) / "outbox.jsonl"
+        postgres = EmbeddedPostgres()
+        url = database_url or postgres.start()
+        try:
+            _require_no_users(url, zone_name)
+            report, kinds = _simulate(start, end, zone_name, outbox, url, console)
+        finally:
+            if not database_url:
+                postgres.stop()
+        calls = [json.loads(line) for line in outbox.read_text(encoding="utf-8").splitlines() if line.strip()]
+    lines = timeline(calls, kinds, start, end, zone, admin_chats=_admin_chats(settings["ADMIN_CHAT_IDS"]))
+    sent = Counter(line.kind for line in lines if line.kind and line.kind != REPLY)
+    result = DemoResult(lines=lines, sent_by_kind=sent, report=report, seconds=time.monotonic() - started)
+    _print(console, result, start, zone_name, external_db=database_url is not None)
+    return result
 
 
-def _run(console: Console | None, *, day: datetime | None, database_url: str | None) -> list[Line]:
+def _admin_chats(value: str) -> set[int]:
+    return {int(part) for part in value.replace(",", " ").split() if part.lstrip("-").isdigit()}
+
+
+def _require_no_users(url: str, zone_name: str) -> None:
     from expensebot.adapters.database import Database
-    from expensebot.clock import VirtualClock
-    from expensebot_tools.telegram_standin import TelegramStandIn
 
-    console = console or Console()
-    started = time.monotonic()
-    template = Template()
-    zone_name = os.environ.get("APP_TIMEZONE") or template.parameter_defaults()["TimeZone"]
-    zone = ZoneInfo(zone_name)
-    morning = (day or datetime.now(zone)).astimezone(zone).replace(hour=9, minute=0, second=0, microsecond=0)
-    clock = VirtualClock(morning)
-
-    postgres = EmbeddedPostgres()
-    url = database_url or postgres.start()
+    migrate_database(url, timezone=zone_name)
+    database = Database(lambda: url, timezone=zone_name)
     try:
-        with _mocked_aws(), TelegramStandIn(tokens=[LOCAL_BOT_TOKEN], clock=clock.now, enforce_limits=False) as tg:
-            migrate_database(url, timezone=zone_name)
-            database = Database(lambda: url, timezone=zone_name)
-            existing_users = database.fetch_all("SELECT count(*) AS n FROM users")[0]["n"]
-            database.close()
-            if existing_users:
-                raise SystemExit("expensebot demo: the database already has users; give it an empty one")
-            with running_system(template=template, database_url=url, telegram=tg, clock=clock,
-                                parameters={"TimeZone": zone_name}) as system:
-                lines = _play(system, morning, console)
-                alerts = system_alert_count()
+        existing = database.fetch_all("SELECT count(*) AS n FROM users")[0]["n"]
     finally:
-        if not database_url:
-            postgres.stop()
-    _print(console, lines, morning, zone_name, time.monotonic() - started, database_url is not None, alerts)
-    return lines
+        database.close()
+    if existing:
+        raise SystemExit("expensebot demo: the database already has users; give it an empty one")
 
 
-def system_alert_count() -> int:
-    from expensebot.bootstrap import get_runtime
+def _simulate(start: datetime, end: datetime, zone_name: str, outbox: Path, url: str,
+              console: Console) -> tuple[Any, dict[tuple[int, int], str]]:
+    """The month through simulate; then which (chat, message id) each job's notification went out as."""
+    from expensebot.adapters.database import Database
+    from expensebot_tools.simulate import simulate
 
-    rows = get_runtime().db.fetch_all(
-        "SELECT count(*) AS n FROM notifications WHERE kind = 'budget_alert' AND status = 'sent'"
-    )
-    return int(rows[0]["n"])
-
-
-def _play(system: LocalSystem, morning: datetime, console: Console) -> list[Line]:
-    lines: list[Line] = []
-    updates = UpdateFactory()
-    names = {u.user_id: u.first_name for u in USERS}
-    for user in USERS:
-        system.telegram.add_chat(user.user_id, first_name=user.first_name, language_code=user.language_code)
-    seen_calls = 0
-
-    def collect_bot_messages() -> int:
-        nonlocal seen_calls
-        calls = system.telegram.calls[seen_calls:]
-        seen_calls += len(calls)
-        sent = [c for c in calls if c.method == "sendMessage" and c.status == 200]
-        for call in sent:
-            chat = int(call.params["chat_id"])
-            lines.append(Line(call.at, f"bot → {names.get(chat, chat)}", _brief(str(call.params["text"])), "green"))
-        return len(sent)
-
-    # Everything that happens, in time order: what users type, and the job's half-hourly slots.
-    happenings: list[tuple[datetime, int, FakeUser | None, str]] = [
-        (morning + timedelta(minutes=minutes), 0, user, text) for minutes, user, text in SCRIPT
-    ]
-    slot = morning + CHECKS_EVERY
-    while slot <= morning + timedelta(hours=DEMO_HOURS):
-        happenings.append((slot, 1, None, ""))
-        slot += CHECKS_EVERY
-    shown_duplicates = False
-    with console.status("running the demo…") if console.is_terminal else _nothing():
-        for at, _, user, text in sorted(happenings, key=lambda h: (h[0], h[1])):
-            system.clock.set(at)
-            if user is not None:
-                lines.append(Line(at, f"{user.first_name} → bot", text, "cyan"))
-                system.post_update(updates.message(user, text, at))
-                collect_bot_messages()
-                continue
-            outcome = system.fire_schedule(BUDGET_JOB, at)
-            lines.append(Line(at, "schedule", _describe_run(outcome), "yellow"))
-            messages = system.receive_raw("NotificationsQueue")
-            if not messages:
-                continue
-            response = system.invoke_worker("NotificationsQueue", messages)
-            failed = len(response["batchItemFailures"])
-            lines.append(Line(at, "worker", f"notifications: {len(messages)} message(s), {failed} failed", "magenta"))
-            collect_bot_messages()
-            if not shown_duplicates:
-                # At-least-once delivery, shown once: Scheduler delivers the slot again, SQS the batch.
-                shown_duplicates = True
-                again = system.fire_schedule(BUDGET_JOB, at, attempt=2)
-                lines.append(Line(at, "schedule", f"the same slot delivered again (attempt 2): {again['status']}",
-                                  "yellow"))
-                system.invoke_worker("NotificationsQueue", messages)
-                resent = collect_bot_messages()
-                lines.append(Line(at, "worker", f"the same batch redelivered: {resent} message(s) re-sent",
-                                  "magenta"))
-            system.delete("NotificationsQueue", messages)
-    return lines
+    report = simulate(start=start, end=end, zone_name=zone_name, updates=[], demo=True, outbox=outbox,
+                      database_url=url, console=Console(stderr=True))
+    database = Database(lambda: url, timezone=zone_name)
+    try:
+        rows = database.fetch_all("SELECT chat_id, telegram_message_id, kind FROM notifications "
+                                  "WHERE status = 'sent' AND telegram_message_id IS NOT NULL")
+    finally:
+        database.close()
+    return report, {(int(r["chat_id"]), int(r["telegram_message_id"])): r["kind"] for r in rows}
 
 
-def _brief(text: str, max_lines: int = 3) -> str:
-    kept = text.splitlines()
-    return text if len(kept) <= max_lines else "\n".join(kept[:2]) + " …"
+def timeline(calls: list[dict[str, Any]], kinds: dict[tuple[int, int], str], start: datetime, end: datetime,
+             zone: ZoneInfo, *, admin_chats: set[int]) -> list[Line]:
+    """What the users typed (the demo's updates) and every message the bot sent (the outbox), in time order."""
+    from expensebot_tools.simulate import demo_updates
+
+    names: dict[int, str] = {user.user_id: user.first_name for user in USERS}
+    names.update({chat: "admins" for chat in admin_chats})
+    lines = []
+    for happening in demo_updates(start, end, zone)[0]:
+        message = (happening.update or {}).get("message", {})
+        lines.append(Line(happening.at, f"{names.get(message['from']['id'], '?')} → bot", message.get("text", ""),
+                          "cyan"))
+    sent_per_chat: Counter[int] = Counter()
+    for call in calls:
+        if call.get("method") != "sendMessage" or call.get("status") != 200:
+            continue
+        chat = int(call["chat_id"])
+        sent_per_chat[chat] += 1
+        kind = kinds.get((chat, sent_per_chat[chat]), REPLY)
+        style = KIND_LABELS.get(kind, (kind, "green"))[1] if kind != REPLY else "green"
+        lines.append(Line(datetime.fromisoformat(call["at"]).astimezone(zone), f"bot → {names.get(chat, chat)}",
+                          str(call.get("text", "")), style, kind))
+    # Stable sort: at one instant, the user's message stays before the bot's answer.
+    return sorted(lines, key=lambda line: line.at)
 
 
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield
+def brief(text: str, max_lines: int = 2) -> str:
+    """The first lines of a message: enough to see what it is."""
+    kept = [line for line in text.splitlines() if line.strip()]
+    return "\n".join(kept) if len(kept) <= max_lines else "\n".join(kept[:max_lines]) + " …"
 
 
-def _describe_run(outcome: dict[str, Any]) -> str:
-    if outcome["status"] == "duplicate":
-        return "check_budget_limits: slot already ran (duplicate delivery)"
-    if outcome["planned"] == 0:
-        return "check_budget_limits: no budget crossed a new threshold"
-    return f"check_budget_limits: {outcome['planned']} alert(s) planned, {outcome['enqueued']} enqueued"
+def _print(console: Console, result: DemoResult, start: datetime, zone_name: str, *, external_db: bool) -> None:
+    from expensebot_tools.simulate import print_summary
 
-
-def _print(console: Console, lines: list[Line], morning: datetime, zone: str, seconds: float,
-           external_db: bool, alerts: int) -> None:
     console.print()
-    console.print(Text("ExpenseBot demo — the budget check, end to end", style="bold"))
+    console.print(Text(f"ExpenseBot demo — {start:%B %Y}, the whole system on this machine", style="bold"))
     database = "PostgreSQL at --database-url" if external_db else "embedded PostgreSQL"
-    console.print(f"{database}, SQS (moto), Telegram Bot API stand-in")
-    console.print(f"{morning:%d %B %Y}, {zone}; check_budget_limits every 30 minutes")
-    table = Table(show_header=True, header_style="bold", show_lines=False, expand=False, box=None, padding=(0, 1))
-    table.add_column("time", no_wrap=True)
-    table.add_column("who", no_wrap=True)
-    table.add_column("what")
-    previous = ""
-    for line in sorted(lines, key=lambda item: item.at):
-        stamp = f"{line.at.astimezone(morning.tzinfo):%H:%M}"
-        table.add_row(stamp if stamp != previous else "", Text(line.who, style=line.style), line.text)
-        previous = stamp
-    console.print(table)
-    console.print(f"\n{alerts} budget alert(s) sent, each once; run took {seconds:.1f} s.")
+    console.print(f"{database}, SQS (moto), Telegram Bot API stand-in; {zone_name}; every schedule of template.yaml")
+    console.print("Four users start the bot on the 1st, then record a few expenses a day. Each day below shows "
+                  "what the bot sent; routine replies to expenses are counted, not shown.", style="dim")
+    days: dict[datetime, list[Line]] = {}
+    for line in result.lines:
+        days.setdefault(line.at.replace(hour=0, minute=0, second=0, microsecond=0), []).append(line)
+    first_day = min(days) if days else None
+    for day, lines in days.items():
+        shown = lines if day == first_day else _condensed(lines)
+        if not shown:
+            continue
+        console.print()
+        console.print(Text(f"{day:%A} {day.day} {day:%B}", style="bold underline"))
+        table = Table(show_header=False, box=None, padding=(0, 1), expand=False)
+        table.add_column("time", no_wrap=True, style="dim")
+        table.add_column("who", no_wrap=True)
+        table.add_column("what")
+        previous = ""
+        for line in shown:
+            stamp = f"{line.at:%H:%M}"
+            table.add_row(stamp if stamp != previous else "", Text(line.who, style=line.style), _what(line, day))
+            previous = stamp
+        console.print(table)
+    console.print()
+    print_summary(result.report, console, zone_name)
+    console.print()
+    console.print(total_line(result), soft_wrap=True)
+
+
+def _what(line: Line, day: datetime) -> Text:
+    """A message's first lines, after its kind; a daily admin report in one line after the first day's."""
+    if not line.kind or line.kind == REPLY:
+        return Text(brief(line.text))
+    label, style = KIND_LABELS.get(line.kind, (line.kind, "green"))
+    short = line.kind == "admin_report" and day.day > 1
+    return Text.assemble((f"{label}: ", f"bold {style}"), brief(line.text, max_lines=1 if short else 2))
+
+
+def _condensed(lines: list[Line]) -> list[Line]:
+    """A later day: the jobs' messages in full, the users' expenses and their replies as one line."""
+    typed = [line for line in lines if not line.kind]
+    replies = [line for line in lines if line.kind == REPLY]
+    kept = [line for line in lines if line.kind and line.kind != REPLY]
+    if typed:
+        who = ", ".join(dict.fromkeys(line.who.removesuffix(" → bot") for line in typed))
+        answered = "the bot answered each" if len(replies) == len(typed) else f"{len(replies)} bot replies"
+        kept.append(Line(typed[0].at, "users", f"{len(typed)} expenses typed by {who}; {answered}", "dim"))
+    return sorted(kept, key=lambda line: line.at)
+
+
+def total_line(result: DemoResult) -> str:
+    counts = result.sent_by_kind
+    parts = [f"{counts.get(kind, 0)} {label}(s)" for kind, (label, _) in KIND_LABELS.items()
+             if kind != "report" or counts.get(kind)]
+    replies = sum(1 for line in result.lines if line.kind == REPLY)
+    return f"Sent {', '.join(parts)} and {replies} replies; the demo took {result.seconds:.1f} s."
