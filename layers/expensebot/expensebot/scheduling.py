@@ -12,7 +12,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from time import monotonic as _monotonic
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -249,15 +249,31 @@ RETURNING id
 """
 
 
-def continue_run(runtime: Runtime, run_id: int, generation: int, enqueue: Callable[[], object]) -> bool:
-    """Enqueues a run's `generation`-th continuation (work left at the soft time limit) unless a copy of
-    the same step already did; returns whether this call enqueued it. `enqueue` runs inside the claim's
-    transaction: if SQS refuses, the claim rolls back with it and a retry can enqueue again."""
+class Continuation(BaseModel):
+    """The rest of a run that reached its soft time limit, as a task's arguments: which run it belongs to,
+    and which step of it this is (only one copy of each step is ever enqueued)."""
+
+    job_run_id: int
+    generation: int = Field(1, ge=1)
+
+    def next_step(self, **changes: Any) -> Self:
+        return self.model_copy(update={**changes, "generation": self.generation + 1})
+
+
+class EnqueuesContinuations(Protocol):
+    def delay(self, args: Any, *, runtime: Runtime | None = None) -> str: ...
+
+
+def continue_run(runtime: Runtime, continuation: Continuation, task: EnqueuesContinuations) -> bool:
+    """Enqueues the continuation on `task` unless a copy of the same step already did; returns whether
+    this call enqueued it. The enqueue runs inside the claim's transaction: if SQS refuses, the claim rolls
+    back with it and a retry can enqueue again."""
+    run_id, generation = continuation.job_run_id, continuation.generation
     with runtime.db.transaction() as cur:
         cur.execute(_CLAIM_CONTINUATION, {"generation": generation, "run_id": run_id})
         claimed = cur.fetchone() is not None
         if claimed:
-            enqueue()
+            task.delay(continuation, runtime=runtime)
             logger.info("the run continues on its queue", extra={"job_run_id": run_id, "generation": generation})
     return claimed
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, Field
 
 from expensebot.bootstrap import Runtime
 from expensebot.observability import logger, metrics
 from expensebot.scheduling import (
+    Continuation,
     Deadline,
     JobContext,
     JobResult,
@@ -43,12 +44,10 @@ def cleanup_cutoff(slot: datetime, retention_days: int) -> datetime:
     return slot - timedelta(days=retention_days)
 
 
-class CleanupContinuation(BaseModel):
+class CleanupContinuation(Continuation):
     """The rest of a run that reached its soft time limit: same cutoff, same ledger row."""
 
     cutoff: AwareDatetime
-    job_run_id: int
-    generation: int = Field(1, ge=1)  # the nth continuation of this run; only one of each is enqueued
     batch_size: int = Field(DEFAULT_BATCH_SIZE, ge=1, le=100_000)
 
 
@@ -103,16 +102,9 @@ def cleanup_old_expenses(runtime: Runtime, ctx: JobContext) -> JobResult:
     enqueued = 0
     if unfinished:
         rest = CleanupContinuation(cutoff=cutoff, job_run_id=ctx.run_id, batch_size=batch_size)
-        enqueued = int(_continue(runtime, rest))
+        enqueued = int(continue_run(runtime, rest, continue_cleanup))
     logger.info("cleanup", extra={"cutoff": cutoff.isoformat(), "deleted": deleted, "continued": unfinished})
     return JobResult(planned=expired, enqueued=enqueued, details={"cutoff": cutoff.isoformat()})
-
-
-def _continue(runtime: Runtime, continuation: CleanupContinuation) -> bool:
-    return continue_run(
-        runtime, continuation.job_run_id, continuation.generation,
-        lambda: continue_cleanup.delay(continuation, runtime=runtime),
-    )
 
 
 @task("maintenance.continue_cleanup", args=CleanupContinuation, job=JOB)
@@ -125,5 +117,5 @@ def continue_cleanup(runtime: Runtime, continuation: CleanupContinuation) -> dic
     add_to_run_counters(runtime, continuation.job_run_id, deleted=deleted)
     metrics.add_metric(name="ExpensesDeleted", unit="Count", value=deleted)
     if unfinished:
-        _continue(runtime, continuation.model_copy(update={"generation": continuation.generation + 1}))
+        continue_run(runtime, continuation.next_step(), continue_cleanup)
     return {"deleted": deleted, "continued": unfinished}

@@ -33,6 +33,7 @@ from expensebot.bootstrap import Runtime
 from expensebot.delivery import Delivery, OutboundMessage, deliver
 from expensebot.observability import logger
 from expensebot.scheduling import (
+    Continuation,
     Deadline,
     JobContext,
     JobResult,
@@ -119,13 +120,11 @@ class ReportUnit(BaseModel):
         return "monthly_report" if self.request_id is None else "report"
 
 
-class ReportsContinuation(BaseModel):
+class ReportsContinuation(Continuation):
     """The users left when a run (or a continuation) reached its soft time limit: those after after_user_id."""
 
     month: date
     after_user_id: int
-    job_run_id: int
-    generation: int = Field(1, ge=1)  # the nth continuation of this run; only one of each is enqueued
 
 
 # ---------------------------------------------------------------- the plan
@@ -171,7 +170,10 @@ def send_monthly_reports(runtime: Runtime, ctx: JobContext) -> JobResult:
     details: dict[str, object] = {"month": f"{month:%Y-%m}"}
     if rest_after is not None:
         details["continued"] = True
-        _continue(runtime, ReportsContinuation(month=month, after_user_id=rest_after, job_run_id=ctx.run_id))
+        continue_run(
+            runtime, ReportsContinuation(month=month, after_user_id=rest_after, job_run_id=ctx.run_id),
+            continue_monthly_reports,
+        )
     return JobResult(planned=len(units), enqueued=enqueued, details=details)
 
 
@@ -190,13 +192,6 @@ def _enqueue_until_deadline(
     return enqueued, None
 
 
-def _continue(runtime: Runtime, continuation: ReportsContinuation) -> bool:
-    return continue_run(
-        runtime, continuation.job_run_id, continuation.generation,
-        lambda: continue_monthly_reports.delay(continuation, runtime=runtime),
-    )
-
-
 @task("reports.continue_monthly_reports", args=ReportsContinuation, job=JOB)
 def continue_monthly_reports(runtime: Runtime, continuation: ReportsContinuation) -> dict[str, int | bool]:
     """Go on enqueuing a month's reports where a run stopped at its soft time limit."""
@@ -207,10 +202,7 @@ def continue_monthly_reports(runtime: Runtime, continuation: ReportsContinuation
     enqueued, rest_after = _enqueue_until_deadline(runtime, units, deadline, continuation.job_run_id)
     add_to_run_counters(runtime, continuation.job_run_id, enqueued_by_continuations=enqueued)
     if rest_after is not None:
-        _continue(
-            runtime,
-            continuation.model_copy(update={"after_user_id": rest_after, "generation": continuation.generation + 1}),
-        )
+        continue_run(runtime, continuation.next_step(after_user_id=rest_after), continue_monthly_reports)
     return {"enqueued": enqueued, "continued": rest_after is not None}
 
 
