@@ -32,6 +32,26 @@ APPLICATION_TABLES = (
 )
 
 
+def run_sql(sql: str, params: Any = None, *, database_url: str | None = None) -> list[tuple[Any, ...]]:
+    """One statement on the application's database (DATABASE_URL unless given), through a connection of
+    the test's own, committed; its rows, or [] for a statement that returns none."""
+    import psycopg2
+
+    conn = psycopg2.connect(database_url or os.environ["DATABASE_URL"])
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(sql, params)
+            return cur.fetchall() if cur.description else []
+    finally:
+        conn.close()
+
+
+def sql_value(sql: str, params: Any = None) -> Any:
+    """The single value a statement returns (a count, a status)."""
+    ((value,),) = run_sql(sql, params)
+    return value
+
+
 def load_event(name: str) -> dict[str, Any]:
     """A sample event from infra/events (the files `sam local invoke -e` takes)."""
     return json.loads((EVENTS_DIR / name).read_text(encoding="utf-8"))

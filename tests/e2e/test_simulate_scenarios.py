@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import psycopg2
-
 from expensebot_tools.updates import FakeUser, UpdateFactory
+from tests.conftest import run_sql
 
 EXPENSEBOT = str(Path(sys.executable).with_name("expensebot"))
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -35,16 +34,6 @@ def _simulate(database_url: str, *args: str) -> subprocess.CompletedProcess[str]
     env.update({"APP_TIMEZONE": "Europe/Berlin", "ADMIN_CHAT_IDS": str(ADMIN_CHAT)})
     return subprocess.run([EXPENSEBOT, "simulate", "--database-url", database_url, *args],
                           capture_output=True, text=True, timeout=300, env=env)
-
-
-def _query(database_url: str, sql: str) -> list[tuple[Any, ...]]:
-    conn = psycopg2.connect(database_url)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(sql)
-            return cur.fetchall()
-    finally:
-        conn.close()
 
 
 def test_month_end_sunday_and_the_spring_clock_change_in_berlin(clean_database, tmp_path):
@@ -86,20 +75,22 @@ def test_month_end_sunday_and_the_spring_clock_change_in_berlin(clean_database, 
     assert admin == ["2026-03-28T10:00:00+01:00", "2026-03-29T10:00:00+02:00", "2026-03-30T10:00:00+02:00",
                      "2026-03-31T10:00:00+02:00", "2026-04-01T10:00:00+02:00"]
 
-    booked = _query(clean_database, "SELECT due_date, amount FROM expenses WHERE due_date IS NOT NULL ORDER BY 1")
+    def in_db(sql: str) -> list[tuple[Any, ...]]:
+        return run_sql(sql, database_url=clean_database)
+
+    booked = in_db("SELECT due_date, amount FROM expenses WHERE due_date IS NOT NULL ORDER BY 1")
     assert [(due, str(amount)) for due, amount in booked] == [(date(2026, 3, 31), "500.00"),
                                                              (date(2026, 4, 1), "100.00")]
-    assert _query(clean_database, "SELECT user_id, month FROM monthly_reports") == [(ANNA.user_id, date(2026, 3, 1))]
-    runs = dict(_query(clean_database, "SELECT job, count(*) FROM job_runs GROUP BY job"))
+    assert in_db("SELECT user_id, month FROM monthly_reports") == [(ANNA.user_id, date(2026, 3, 1))]
+    runs = dict(in_db("SELECT job, count(*) FROM job_runs GROUP BY job"))
     # Five days of half-hourly checks, less 02:00 and 02:30 on the 29th, which the clock change skips.
     assert runs["check_budget_limits"] == 5 * 48 - 2
     assert (runs["send_monthly_reports"], runs["process_recurring_payments"], runs["send_daily_admin_report"]) == (
         5, 5, 5
     )
-    (cleanup_slot,) = _query(clean_database, "SELECT slot FROM job_runs WHERE job = 'cleanup_old_expenses'")
+    (cleanup_slot,) = in_db("SELECT slot FROM job_runs WHERE job = 'cleanup_old_expenses'")
     assert cleanup_slot[0].astimezone(BERLIN).isoformat() == "2026-03-29T03:00:00+02:00"
-    skipped_budget_slots = _query(
-        clean_database,
+    skipped_budget_slots = in_db(
         "SELECT count(*) FROM job_runs WHERE job = 'check_budget_limits'"
         " AND slot >= '2026-03-29T01:00:00+00' AND slot < '2026-03-29T01:00:00+00'::timestamptz + interval '1 hour'",
     )

@@ -3,30 +3,19 @@ reply a user reads and what the database holds afterwards."""
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
-import psycopg2
 import pytest
 
 from expensebot_tools.updates import Conversation, FakeUser, UpdateFactory
 from tests.conftest import MOSCOW
+from tests.conftest import run_sql as rows
 
 ANNA = FakeUser(user_id=1001, first_name="Анна", username="anna")
 BORIS = FakeUser(user_id=1002, first_name="Борис")
 EMMA = FakeUser(user_id=1004, first_name="Emma", language_code="en")
 NBSP = "\u00a0"
-
-
-def rows(sql: str, params: Any = None) -> list[tuple[Any, ...]]:
-    conn = psycopg2.connect(os.environ["DATABASE_URL"])
-    with conn, conn.cursor() as cur:
-        cur.execute(sql, params)
-        result = cur.fetchall()
-    conn.close()
-    return result
 
 
 @pytest.fixture

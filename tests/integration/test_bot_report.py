@@ -7,23 +7,14 @@ import json
 import os
 from datetime import datetime
 
-import psycopg2
 import pytest
 
 from expensebot_tools.updates import Conversation, FakeUser, UpdateFactory
 from tests.conftest import MOSCOW
+from tests.conftest import sql_value as count
 
 ANNA = FakeUser(user_id=1001, first_name="Анна")
 EMMA = FakeUser(user_id=1004, first_name="Emma", language_code="en")
-
-
-def count(sql: str) -> int:
-    conn = psycopg2.connect(os.environ["DATABASE_URL"])
-    with conn, conn.cursor() as cur:
-        cur.execute(sql)
-        value = cur.fetchone()[0]
-    conn.close()
-    return value
 
 
 def queued_reports(system) -> list[dict]:

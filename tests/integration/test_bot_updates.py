@@ -4,27 +4,17 @@ the webhook handler as Lambda calls it."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 from datetime import datetime
 
-import psycopg2
 import pytest
 
 from expensebot_tools.updates import Conversation, FakeUser, UpdateFactory
 from tests.conftest import MOSCOW
+from tests.conftest import run_sql as rows
 
 ANNA = FakeUser(user_id=1001, first_name="Анна")
 AT = datetime(2026, 3, 10, 9, 0, tzinfo=MOSCOW)
-
-
-def rows(sql: str, params: object = None) -> list[tuple]:
-    conn = psycopg2.connect(os.environ["DATABASE_URL"])
-    with conn, conn.cursor() as cur:
-        cur.execute(sql, params)
-        result = cur.fetchall()
-    conn.close()
-    return result
 
 
 @pytest.fixture

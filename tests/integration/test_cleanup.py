@@ -4,59 +4,40 @@ with its continuation on the maintenance queue, and duplicate deliveries."""
 from __future__ import annotations
 
 import itertools
-import os
 from datetime import datetime, timedelta
 from typing import Any
 
-import psycopg2
 import pytest
 
 import expensebot.scheduling
 from expensebot.bootstrap import get_runtime
 from expensebot.jobs.cleanup import cleanup_cutoff, delete_expired_batch
-from tests.conftest import MOSCOW
+from tests.conftest import MOSCOW, run_sql, sql_value
 
 # A Sunday, 03:00 Moscow time: the schedule's slot.
 SLOT = datetime(2026, 3, 8, 3, 0, tzinfo=MOSCOW)
 USER = 5001
 
 
-def _connect() -> Any:
-    return psycopg2.connect(os.environ["DATABASE_URL"])
-
-
 def _seed_expenses(spent_at: list[datetime], description: str = "x") -> None:
-    conn = _connect()
-    with conn, conn.cursor() as cur:
-        cur.execute(
-            "INSERT INTO users (user_id, chat_id, created_at, last_seen_at) VALUES (%s, %s, now(), now())"
-            " ON CONFLICT DO NOTHING",
-            (USER, USER),
-        )
-        cur.executemany(
-            "INSERT INTO expenses (user_id, amount, category, description, spent_at, created_at)"
-            " VALUES (%s, 10, 'other', %s, %s, now())",
-            [(USER, description, at) for at in spent_at],
-        )
-    conn.close()
+    run_sql(
+        "INSERT INTO users (user_id, chat_id, created_at, last_seen_at) VALUES (%s, %s, now(), now())"
+        " ON CONFLICT DO NOTHING",
+        (USER, USER),
+    )
+    run_sql(
+        "INSERT INTO expenses (user_id, amount, category, description, spent_at, created_at)"
+        " SELECT %s, 10, 'other', %s, at, now() FROM unnest(%s::timestamptz[]) AS at",
+        (USER, description, spent_at),
+    )
 
 
 def _descriptions() -> list[str]:
-    conn = _connect()
-    with conn, conn.cursor() as cur:
-        cur.execute("SELECT description FROM expenses ORDER BY spent_at")
-        found = [row[0] for row in cur.fetchall()]
-    conn.close()
-    return found
+    return [description for (description,) in run_sql("SELECT description FROM expenses ORDER BY spent_at")]
 
 
 def _run_details(job: str = "cleanup_old_expenses") -> dict[str, Any]:
-    conn = _connect()
-    with conn, conn.cursor() as cur:
-        cur.execute("SELECT details FROM job_runs WHERE job = %s", (job,))
-        (details,) = cur.fetchone()
-    conn.close()
-    return details
+    return sql_value("SELECT details FROM job_runs WHERE job = %s", (job,))
 
 
 @pytest.fixture

@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-import psycopg2
-import psycopg2.extras
 import pytest
 
 from expensebot.bootstrap import get_runtime
@@ -19,20 +16,12 @@ from expensebot.jobs import monthly_reports
 from expensebot.jobs.monthly_reports import build_monthly_report, plan_monthly_reports
 from expensebot.scheduling import ScheduledInvocation, run_scheduled_job
 from tests.conftest import MOSCOW, load_event
+from tests.conftest import run_sql as _execute
 
 NBSP = "\u00a0"
 ANNA, BORIS, EMMA = 1001, 1002, 1003
 MARCH = date(2026, 3, 1)
 MARCH_LAST_SLOT = datetime(2026, 3, 31, 20, 0, tzinfo=MOSCOW)
-
-
-def _execute(sql: str, params: Any = None) -> list[tuple[Any, ...]]:
-    conn = psycopg2.connect(os.environ["DATABASE_URL"])
-    with conn, conn.cursor() as cur:
-        cur.execute(sql, params)
-        rows = cur.fetchall() if cur.description else []
-    conn.close()
-    return rows
 
 
 def _user(system: Any, user_id: int, language: str = "ru", *, active: bool = True) -> None:

@@ -6,32 +6,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-import psycopg2
-import psycopg2.extras
-
 from expensebot.bootstrap import get_runtime
 from expensebot.jobs.recurring_payments import due_dates, plan_recurring_payments
 from tests.conftest import MOSCOW, load_event
+from tests.conftest import run_sql as _execute
 
 ANNA = 1001
 JOHN = 1002
 JOB_FUNCTION = "ProcessRecurringPaymentsFunction"
 QUEUE = "RecurringQueue"
-
-
-def _execute(sql: str, params: Any = None) -> list[tuple[Any, ...]]:
-    conn = psycopg2.connect(os.environ["DATABASE_URL"])
-    with conn, conn.cursor() as cur:
-        cur.execute(sql, params)
-        rows = cur.fetchall() if cur.description else []
-    conn.close()
-    return rows
 
 
 def _user(system, user_id: int, language_code: str = "ru") -> None:

@@ -17,6 +17,7 @@ import pytest
 
 from expensebot_tools.events import api_gateway_event, schedule_event
 from tests.conftest import EVENTS_DIR, MOSCOW, load_event
+from tests.conftest import run_sql as _query
 
 SQS_RECORD_FIELDS = {
     "messageId", "receiptHandle", "body", "attributes", "messageAttributes", "md5OfBody", "eventSource",
@@ -53,15 +54,6 @@ def _register_budget(user_id: int, category: str | None, amount: str) -> int:
         (budget_id,) = cur.fetchone()
     conn.close()
     return budget_id
-
-
-def _query(sql: str) -> list[tuple[Any, ...]]:
-    conn = psycopg2.connect(os.environ["DATABASE_URL"])
-    with conn, conn.cursor() as cur:
-        cur.execute(sql)
-        rows = cur.fetchall()
-    conn.close()
-    return rows
 
 
 # ---------------------------------------------------------------- Scheduler's cron()

@@ -15,18 +15,10 @@ import pytest
 from expensebot_tools.events import api_gateway_event
 from expensebot_tools.updates import FakeUser, UpdateFactory
 from tests.conftest import MOSCOW
+from tests.conftest import sql_value as _count
 
 ANNA = FakeUser(user_id=1001, first_name="Анна")
 AT = datetime(2026, 3, 10, 9, 0, tzinfo=MOSCOW)
-
-
-def _count(sql: str) -> int:
-    conn = psycopg2.connect(os.environ["DATABASE_URL"])
-    with conn, conn.cursor() as cur:
-        cur.execute(sql)
-        value = cur.fetchone()[0]
-    conn.close()
-    return value
 
 
 @pytest.fixture
