@@ -68,11 +68,13 @@ class Database:
             return False
 
     @contextmanager
-    def transaction(self) -> Iterator[psycopg2.extras.RealDictCursor]:
-        """One transaction: committed when the block ends, rolled back when it raises."""
+    def transaction(self, *, dict_rows: bool = True) -> Iterator[Any]:
+        """One transaction: committed when the block ends, rolled back when it raises. Rows are dicts, or
+        plain tuples with dict_rows=False (the connection's own cursor factory)."""
         conn = self.connection()
+        factory = psycopg2.extras.RealDictCursor if dict_rows else None
         try:
-            with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+            with conn.cursor(cursor_factory=factory) as cur:
                 yield cur
             conn.commit()
         except _CONNECTION_ERRORS as exc:
@@ -91,20 +93,9 @@ class Database:
     def fetch_tuples(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
         """Rows as plain tuples: for planners that read tens of thousands of rows, where building a dict
         per row costs more than the query (make bench BENCH=budget_check)."""
-        conn = self.connection()
-        try:
-            with conn.cursor() as cur:
-                cur.execute(sql, params)
-                rows = cur.fetchall()
-            conn.commit()
-            return rows
-        except _CONNECTION_ERRORS as exc:
-            self.close()
-            raise DatabaseUnavailable(f"the database connection failed: {exc}".strip()) from exc
-        except BaseException:
-            if not conn.closed:
-                conn.rollback()
-            raise
+        with self.transaction(dict_rows=False) as cur:
+            cur.execute(sql, params)
+            return list(cur.fetchall())
 
     def close(self) -> None:
         if self._conn is not None:
