@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import psycopg2
 import pytest
 
 from expensebot_tools.simulate import (
@@ -20,6 +19,7 @@ from expensebot_tools.simulate import (
     sqs_follows,
 )
 from expensebot_tools.updates import FakeUser, UpdateFactory
+from tests.conftest import run_sql
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -38,13 +38,15 @@ def outbox_lines(path: Path) -> list[dict[str, Any]]:
 
 
 def query(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    conn = psycopg2.connect(url)
-    with conn, conn.cursor() as cur:
-        cur.execute("SET TIME ZONE 'UTC'")
-        cur.execute(sql, params)
-        rows = cur.fetchall()
-    conn.close()
-    return rows
+    return run_sql(sql, params, database_url=url)
+
+
+def _anna_spends_85_percent(system: Any, at: datetime) -> None:
+    """Anna starts the bot, sets a 1000 budget and spends 850, all at `at`: the next check alerts."""
+    factory = UpdateFactory()
+    system.telegram.add_chat(ANNA.user_id, first_name=ANNA.first_name)
+    for text in ("/start", "/budget 1000", "850 кофе"):
+        system.post_update(factory.message(ANNA, text, at))
 
 
 def test_a_morning_of_updates_gets_replies_at_their_dates_and_the_alert_at_the_next_half_hour(clean_database,
@@ -172,10 +174,7 @@ def test_a_send_that_fails_is_redelivered_after_its_backoff_in_virtual_time(syst
     from expensebot_tools.simulate import Simulation, SimulationReport
 
     at = datetime(2026, 3, 10, 9, 0, tzinfo=MOSCOW)
-    factory = UpdateFactory()
-    system.telegram.add_chat(ANNA.user_id, first_name=ANNA.first_name)
-    for text in ("/start", "/budget 1000", "850 кофе"):
-        system.post_update(factory.message(ANNA, text, at))
+    _anna_spends_85_percent(system, at)
     slot = datetime(2026, 3, 10, 9, 30, tzinfo=MOSCOW)
     report = SimulationReport(start=at, end=at + timedelta(hours=3))
     with sqs_follows(system.clock.now):
@@ -202,10 +201,7 @@ def test_a_send_that_keeps_failing_lands_in_the_dead_letter_queue_after_five_rec
     from expensebot_tools.simulate import Simulation, SimulationReport, _collect
 
     at = datetime(2026, 3, 10, 9, 0, tzinfo=MOSCOW)
-    factory = UpdateFactory()
-    system.telegram.add_chat(ANNA.user_id, first_name=ANNA.first_name)
-    for text in ("/start", "/budget 1000", "850 кофе"):
-        system.post_update(factory.message(ANNA, text, at))
+    _anna_spends_85_percent(system, at)
     slot = datetime(2026, 3, 10, 9, 30, tzinfo=MOSCOW)
     report = SimulationReport(start=at, end=slot + timedelta(hours=6))
     with sqs_follows(system.clock.now):
