@@ -78,8 +78,8 @@ class RecurringDue(BaseModel):
 # One statement for every payment. Per payment, the months from the one its plan starts in (the day after
 # its latest booking, or its creation day when it has none) to today's; in each month the due date is the
 # payment's day or the month's last day, whichever is earlier. A payment booked monthly yields a month or
-# two of rows, not its whole history. Month arithmetic is on `timestamp` (no zone), so no daylight-saving change can
-# shift a month's first day.
+# two of rows, not its whole history. Month arithmetic is on `timestamp` (no zone), so no daylight-saving
+# change can shift a month's first day.
 _DUE_AND_UNBOOKED = """
 WITH active AS (
     SELECT p.id AS payment_id, p.user_id, u.chat_id, u.language_code, p.day_of_month, p.amount,
