@@ -22,8 +22,11 @@ BERLIN = ZoneInfo("Europe/Berlin")
 @pytest.fixture
 def schedules(system: Any) -> dict[str, dict[str, Any]]:
     """The template's schedules as a deploy with the default parameters (Stage dev) creates them."""
+    return create_template_schedules(system, boto3.client("scheduler"))
+
+
+def create_template_schedules(system: Any, scheduler: Any) -> dict[str, dict[str, Any]]:
     resolver = system.queues.resolver(system.template)
-    scheduler = boto3.client("scheduler")
     created = {}
     for spec in system.template.schedules():
         # ScheduleSpec.name is the template's text; the raw property is the Fn::Sub to resolve.

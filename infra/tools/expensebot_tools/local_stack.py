@@ -165,6 +165,14 @@ def local_environment(template: Template, queues: LocalQueues, *, database_url: 
     return env
 
 
+@dataclass
+class ExecutionEnvironment:
+    """What Lambda keeps per function between invocations: the library's adapters, boto3's default session
+    (its credentials are the role's), and Powertools' parameter providers (their clients and cache)."""
+
+    runtime: Any = None
+    boto3_session: Any = None
+    parameter_providers: dict[str, Any] = field(default_factory=dict)
 
 
 class LocalSystem:
@@ -183,6 +191,67 @@ class LocalSystem:
         self._resolver = queues.resolver(template, parameters)
         self._schedules = {s.function_id: s for s in template.schedules()}
         self._worker_for_queue = {s.queue_id: s.function_id for s in template.subscriptions()}
+        # Set by run_under_roles: each function's credentials, and one execution environment per function.
+        self._credentials: dict[str, Any] | None = None
+        self._environments: dict[str, ExecutionEnvironment] = {}
+
+    def run_under_roles(self, credentials: dict[str, Any]) -> None:
+        """From now on every function runs as in Lambda: with its own role's credentials (a
+        iam_emulator.Credentials per function id) in its environment, its own adapters and AWS clients, and
+        its secrets read from (emulated) Secrets Manager by the names the template gives; the event source
+        mapping receives and deletes with the worker's role."""
+        self._credentials = dict(credentials)
+
+    def _isolated_variables(self, function_id: str) -> dict[str, str]:
+        assert self._credentials is not None
+        if function_id not in self._credentials:
+            raise KeyError(f"no role credentials for {function_id}")
+        declared = self.template.environment(function_id, self._resolver)
+        variables = {k: v for k, v in declared.items() if k.endswith("_SECRET_NAME")}
+        # The plain local values would win over the secrets: blank them (an empty variable counts as unset).
+        variables.update({"TELEGRAM_BOT_TOKEN": "", "WEBHOOK_SECRET": ""})
+        variables.update(self._credentials[function_id].environment())
+        return variables
+
+    @contextmanager
+    def _execution_environment(self, function_id: str) -> Iterator[None]:
+        if self._credentials is None:
+            yield
+            return
+        import boto3
+        from aws_lambda_powertools.utilities.parameters.base import DEFAULT_PROVIDERS
+
+        from expensebot.bootstrap import build_runtime, swap_runtime
+
+        own = self._environments.setdefault(function_id, ExecutionEnvironment())
+        saved_session, saved_providers = boto3.DEFAULT_SESSION, dict(DEFAULT_PROVIDERS)
+        boto3.DEFAULT_SESSION = own.boto3_session  # None: created on first use, from the role's variables
+        DEFAULT_PROVIDERS.clear()
+        DEFAULT_PROVIDERS.update(own.parameter_providers)
+        if own.runtime is None:
+            own.runtime = build_runtime(clock=self.clock)
+        previous = swap_runtime(own.runtime)
+        try:
+            yield
+        finally:
+            own.boto3_session, own.parameter_providers = boto3.DEFAULT_SESSION, dict(DEFAULT_PROVIDERS)
+            boto3.DEFAULT_SESSION = saved_session
+            DEFAULT_PROVIDERS.clear()
+            DEFAULT_PROVIDERS.update(saved_providers)
+            swap_runtime(previous)
+
+    def _event_source_client(self, function_id: str) -> Any:
+        """Lambda's event source mapping polls with the function's execution role."""
+        if self._credentials is None:
+            return self.sqs
+        return self._credentials[function_id].client(
+            "sqs", region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
+
+    def close(self) -> None:
+        for own in self._environments.values():
+            if own.runtime is not None:
+                own.runtime.db.close()
+        self._environments.clear()
 
     def invoke(self, function_id: str, event: dict[str, Any]) -> Any:
         """Calls a function's handler with an event, its own variables (JOB_NAME, QUEUE_NAME) set."""
@@ -191,7 +260,9 @@ class LocalSystem:
         # Secret names stay unset locally: the plain values in the shared environment are used.
         own = {k: v for k, v in own.items() if not k.endswith("_SECRET_NAME")}
         variables = {k: str(v) for k, v in self._resolver.resolve(own).items()}
-        with environment(variables):
+        if self._credentials is not None:
+            variables.update(self._isolated_variables(function_id))
+        with environment(variables), self._execution_environment(function_id):
             return self.template.load_handler(function_id)(
                 event, LocalLambdaContext(function_name=function_id, timeout_seconds=spec.timeout)
             )
@@ -218,22 +289,23 @@ class LocalSystem:
         function_id = self.worker_for(queue_id)
         subscription = next(s for s in self.template.subscriptions() if s.function_id == function_id)
         result = DrainResult()
+        poller = self._event_source_client(function_id)
         for _ in range(max_batches):
-            received = self.receive_raw(queue_id, max_messages=min(10, subscription.batch_size))
+            received = self.receive_raw(queue_id, max_messages=min(10, subscription.batch_size), client=poller)
             if not received:
                 break
             result.batches += 1
             response = self.invoke(function_id, sqs_event(received, self.queues.arns[queue_id]))
             failed_ids = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])}
             done = [m for m in received if m["MessageId"] not in failed_ids]
-            self.delete(queue_id, done)
+            self.delete(queue_id, done, client=poller)
             result.processed += len(done)
             result.failed += len(failed_ids)
             result.failures.extend(sorted(failed_ids))
         return result
 
-    def receive_raw(self, queue_id: str, max_messages: int = 10) -> list[dict[str, Any]]:
-        return self.sqs.receive_message(
+    def receive_raw(self, queue_id: str, max_messages: int = 10, *, client: Any = None) -> list[dict[str, Any]]:
+        return (client or self.sqs).receive_message(
             QueueUrl=self.queues.urls[queue_id], MaxNumberOfMessages=max_messages,
             AttributeNames=["All"], MessageAttributeNames=["All"], WaitTimeSeconds=0,
         ).get("Messages", [])
@@ -241,11 +313,11 @@ class LocalSystem:
     def invoke_worker(self, queue_id: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
         return self.invoke(self.worker_for(queue_id), sqs_event(messages, self.queues.arns[queue_id]))
 
-    def delete(self, queue_id: str, messages: list[dict[str, Any]]) -> None:
+    def delete(self, queue_id: str, messages: list[dict[str, Any]], *, client: Any = None) -> None:
         """Deletes received messages, as the event source mapping does for the records that succeeded."""
         for start in range(0, len(messages), 10):
             chunk = messages[start : start + 10]
-            self.sqs.delete_message_batch(
+            (client or self.sqs).delete_message_batch(
                 QueueUrl=self.queues.urls[queue_id],
                 Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)],
             )
@@ -267,10 +339,12 @@ def running_system(*, template: Template, database_url: str, telegram: Any, cloc
                             parameters=parameters)
     with environment(env):
         set_runtime(build_runtime(clock=clock))
+        system = LocalSystem(template=template, sqs=sqs, queues=queues, telegram=telegram, clock=clock,
+                             parameters=parameters)
         try:
-            yield LocalSystem(template=template, sqs=sqs, queues=queues, telegram=telegram, clock=clock,
-                              parameters=parameters)
+            yield system
         finally:
+            system.close()
             webhook = sys.modules.get("expensebot.bot.webhook")  # reset only if used: it imports aiogram
             if webhook is not None:
                 webhook.reset()

@@ -89,7 +89,7 @@ def build_runtime(settings: Settings | None = None, clock: Clock | None = None) 
             timezone=settings.app_timezone,
             connect_timeout=settings.database_connect_timeout,
         ),
-        queues=QueueClient(settings.queue_url, _sqs_client_factory(settings)),
+        queues=QueueClient(settings.queue_url, _sqs_client_factory(settings), settings.dead_letter_queue_url),
         telegram=TelegramClient(
             settings.telegram_api_base,
             lambda: runtime.bot_token(),  # read on the first send, through the runtime's secret lookup
@@ -115,3 +115,11 @@ def set_runtime(runtime: Runtime | None) -> None:
     if _runtime is not None and _runtime is not runtime:
         _runtime.db.close()
     _runtime = runtime
+
+
+def swap_runtime(runtime: Runtime | None) -> Runtime | None:
+    """Installs a runtime without closing the one it replaces, and returns that one: the local system keeps
+    a runtime per function, as Lambda keeps one per execution environment, and switches between them."""
+    global _runtime
+    previous, _runtime = _runtime, runtime
+    return previous

@@ -90,6 +90,17 @@ class Settings(BaseSettings):
     queue_url_recurring: str | None = Field(None, validation_alias="QUEUE_URL_RECURRING")
     queue_url_maintenance: str | None = Field(None, validation_alias="QUEUE_URL_MAINTENANCE")
     queue_url_notifications: str | None = Field(None, validation_alias="QUEUE_URL_NOTIFICATIONS")
+    # Each queue's DLQ, so a worker parks a message and the admin report reads a DLQ's depth without asking
+    # SQS for URLs (which would need sqs:GetQueueUrl in every role). Unset: found through the redrive policy.
+    dead_letter_queue_url_default: str | None = Field(None, validation_alias="DEAD_LETTER_QUEUE_URL_DEFAULT")
+    dead_letter_queue_url_reports: str | None = Field(None, validation_alias="DEAD_LETTER_QUEUE_URL_REPORTS")
+    dead_letter_queue_url_recurring: str | None = Field(None, validation_alias="DEAD_LETTER_QUEUE_URL_RECURRING")
+    dead_letter_queue_url_maintenance: str | None = Field(
+        None, validation_alias="DEAD_LETTER_QUEUE_URL_MAINTENANCE"
+    )
+    dead_letter_queue_url_notifications: str | None = Field(
+        None, validation_alias="DEAD_LETTER_QUEUE_URL_NOTIFICATIONS"
+    )
 
     # A local SQS endpoint (moto server) for `sam local invoke`; empty in AWS.
     sqs_endpoint_url: str | None = Field(None, validation_alias="SQS_ENDPOINT_URL")
@@ -134,3 +145,8 @@ class Settings(BaseSettings):
         if queue not in QUEUE_NAMES:
             raise KeyError(f"unknown queue {queue!r}; queues are {', '.join(QUEUE_NAMES)}")
         return getattr(self, f"queue_url_{queue}")
+
+    def dead_letter_queue_url(self, queue: str) -> str | None:
+        if queue not in QUEUE_NAMES:
+            raise KeyError(f"unknown queue {queue!r}; queues are {', '.join(QUEUE_NAMES)}")
+        return getattr(self, f"dead_letter_queue_url_{queue}")

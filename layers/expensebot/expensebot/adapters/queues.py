@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from expensebot.config import QUEUE_NAMES
 from expensebot.errors import ConfigurationError, EnqueueError
 
 SQS_BATCH_LIMIT = 10  # SendMessageBatch takes at most ten entries
@@ -39,8 +40,14 @@ class OutgoingMessage:
 
 
 class QueueClient:
-    def __init__(self, queue_url: Callable[[str], str | None], client_factory: Callable[[], Any]) -> None:
+    """The application's queues by name. Their URLs, and their DLQs', come from the configuration (the
+    template's QUEUE_URL_* and DEAD_LETTER_QUEUE_URL_*), so the functions never ask SQS for a URL; a DLQ
+    not configured (an operator's shell) is found through the queue's redrive policy."""
+
+    def __init__(self, queue_url: Callable[[str], str | None], client_factory: Callable[[], Any],
+                 dead_letter_queue_url: Callable[[str], str | None] | None = None) -> None:
         self._queue_url = queue_url
+        self._configured_dead_letter_url = dead_letter_queue_url or (lambda _queue: None)
         self._client_factory = client_factory
         self._client: Any = None
         self._urls_by_arn: dict[str, str] = {}
@@ -111,17 +118,27 @@ class QueueClient:
             QueueUrl=queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=max(0, min(MAX_VISIBILITY, seconds))
         )
 
+    def _configured_urls(self) -> list[tuple[str, str | None]]:
+        """(queue URL, its DLQ's URL) for every configured queue."""
+        return [(url, self._configured_dead_letter_url(queue)) for queue in QUEUE_NAMES
+                if (url := self._queue_url(queue))]
+
     def url_for_arn(self, queue_arn: str) -> str:
-        """arn:aws:sqs:<region>:<account>:<name> → the queue's URL (asked once, then cached)."""
+        """arn:aws:sqs:<region>:<account>:<name> → the queue's URL: a configured queue's or DLQ's URL that
+        ends in <account>/<name>, else asked of SQS once (GetQueueUrl), then cached."""
         if queue_arn not in self._urls_by_arn:
             _, _, _, _, account, name = queue_arn.split(":", 5)
-            self._urls_by_arn[queue_arn] = self.client.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)[
-                "QueueUrl"
-            ]
+            known = [url for pair in self._configured_urls() for url in pair if url]
+            match = next((url for url in known if url.rstrip("/").endswith(f"/{account}/{name}")), None)
+            self._urls_by_arn[queue_arn] = match or self.client.get_queue_url(
+                QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
         return self._urls_by_arn[queue_arn]
 
     def dead_letter_url(self, queue_url: str) -> str:
-        """The DLQ named by the queue's redrive policy (asked once, then cached)."""
+        """The queue's DLQ: the configured one, else the one its redrive policy names (asked once, cached)."""
+        configured = next((dlq for url, dlq in self._configured_urls() if url == queue_url and dlq), None)
+        if configured:
+            return configured
         if queue_url not in self._dead_letter_urls:
             attributes = self.client.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["RedrivePolicy"])
             policy = attributes.get("Attributes", {}).get("RedrivePolicy")
