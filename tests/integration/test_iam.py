@@ -483,7 +483,7 @@ def test_a_role_without_a_needed_action_is_refused_as_aws_would(iam_world: IamWo
     """The enforcement itself: the webhook's role may not send to the notifications queue."""
     from botocore.exceptions import ClientError
 
-    credentials = iam_world.system._credentials["WebhookFunction"]
+    credentials = iam_world.system.role_credentials("WebhookFunction")
     sqs = credentials.client("sqs", region_name=REGION)
 
     with pytest.raises(ClientError) as refused:

@@ -202,6 +202,11 @@ class LocalSystem:
         mapping receives and deletes with the worker's role."""
         self._credentials = dict(credentials)
 
+    def role_credentials(self, function_id: str) -> Any:
+        if self._credentials is None or function_id not in self._credentials:
+            raise KeyError(f"{function_id} does not run under a role here (see run_under_roles)")
+        return self._credentials[function_id]
+
     def _isolated_variables(self, function_id: str) -> dict[str, str]:
         assert self._credentials is not None
         if function_id not in self._credentials:
