@@ -1,0 +1,65 @@
+"""template.yaml expanded by the SAM translator (PyPI `aws-sam-translator`), offline: the plain
+CloudFormation that a deploy creates, with every role SAM generates for a function. The template tests
+check what SAM adds on its own (the managed policies it attaches), and `make lint` runs checkov on it.
+
+    python -m expensebot_tools.sam_expand [OUTPUT.json]   # writes the expanded template (stdout without)
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from expensebot_tools.template import TEMPLATE_PATH, load_template
+
+REGION = "us-east-1"
+ACCOUNT_ID = "123456789012"
+
+# The translator uploads nothing and reads no code: it only needs CodeUri / ContentUri to look like an S3
+# location, as `sam validate` and `sam deploy` (after packaging) give it.
+_PLACEHOLDER_S3_URI = "s3://expensebot-expand/placeholder.zip"
+
+
+class _ManagedPolicyNames:
+    """The translator asks IAM for the AWS managed policies' ARNs only when a function's `Policies` names
+    one; offline, names map to their well-known ARNs (SAM ships the same table for its own use)."""
+
+    def load(self) -> dict[str, str]:
+        from samtranslator.internal.managed_policies import get_bundled_managed_policy_map
+
+        return get_bundled_managed_policy_map("aws")
+
+
+def expand(path: Path = TEMPLATE_PATH, parameter_values: dict[str, Any] | None = None) -> dict[str, Any]:
+    # The translator reads the region from boto3's default session (ARN partitions, pseudo parameters).
+    os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
+    from samtranslator.translator.transform import transform
+
+    template = copy.deepcopy(load_template(path))
+    for resource in template["Resources"].values():
+        properties = resource.get("Properties", {})
+        for key in ("CodeUri", "ContentUri"):
+            if isinstance(properties.get(key), str):
+                properties[key] = _PLACEHOLDER_S3_URI
+    values = {"AWS::Region": REGION, "AWS::AccountId": ACCOUNT_ID, "AWS::Partition": "aws"}
+    values.update(parameter_values or {})
+    return transform(template, values, _ManagedPolicyNames())
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    text = json.dumps(expand(), indent=1, sort_keys=True)
+    if args:
+        Path(args[0]).parent.mkdir(parents=True, exist_ok=True)
+        Path(args[0]).write_text(text + "\n", encoding="utf-8")
+    else:
+        print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
