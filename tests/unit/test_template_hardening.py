@@ -1,0 +1,114 @@
+"""The hardening of template.yaml (issue 12, section 3): throttling and access logs on the HTTP API, the webhook's
+reserved concurrency, a log group with a retention for every function, the database URL as a secret, the
+network-interface actions only with a VPC, encrypted topic and queues. Where SAM adds resources or policies of its
+own, the test reads the template as the SAM translator expands it (expensebot_tools.sam_expand)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from expensebot_tools.sam_expand import expand
+from expensebot_tools.template import Template
+
+WEBHOOK_FUNCTION = "WebhookFunction"
+
+
+@pytest.fixture(scope="module")
+def expanded() -> dict[str, Any]:
+    return expand()
+
+
+def _parameter(template: Template, name: str) -> dict[str, Any]:
+    assert name in template.raw["Parameters"], f"no parameter {name}"
+    return template.raw["Parameters"][name]
+
+
+# ---------------------------------------------------------------- the HTTP API
+
+
+def _webhook_event(template: Template) -> dict[str, Any]:
+    (event,) = [
+        e["Properties"] for e in template.functions[WEBHOOK_FUNCTION].properties["Events"].values()
+        if e["Type"] == "HttpApi"
+    ]
+    return event
+
+
+def _http_api(template: Template) -> tuple[str, dict[str, Any]]:
+    api_id = _webhook_event(template).get("ApiId", {}).get("Ref")
+    assert api_id, "the webhook's HttpApi event names no ApiId: SAM's implicit API has no throttling or access log"
+    api = template.resources[api_id]
+    assert api["Type"] == "AWS::Serverless::HttpApi"
+    return api_id, api["Properties"]
+
+
+def test_the_http_api_throttles_every_route_at_the_rate_and_burst_parameters(template):
+    _, api = _http_api(template)
+    assert api["DefaultRouteSettings"] == {
+        "ThrottlingRateLimit": {"Ref": "WebhookThrottlingRateLimit"},
+        "ThrottlingBurstLimit": {"Ref": "WebhookThrottlingBurstLimit"},
+    }
+    rate = int(_parameter(template, "WebhookThrottlingRateLimit")["Default"])
+    burst = int(_parameter(template, "WebhookThrottlingBurstLimit")["Default"])
+    assert 0 < rate <= burst
+
+
+def test_the_http_api_writes_an_access_log_to_a_log_group_that_expires(template):
+    _, api = _http_api(template)
+    settings = api["AccessLogSettings"]
+    log_group_id, attribute = settings["DestinationArn"]["Fn::GetAtt"]
+    assert attribute == "Arn"
+    log_group = template.resources[log_group_id]
+    assert log_group["Type"] == "AWS::Logs::LogGroup"
+    assert log_group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    assert "$context.requestId" in settings["Format"] and "$context.status" in settings["Format"]
+    # The access log must never hold the secret token header or the update (users' messages).
+    assert "header" not in settings["Format"].lower() and "body" not in settings["Format"].lower()
+
+
+def test_the_webhook_url_output_is_the_declared_apis_url(template):
+    api_id, _ = _http_api(template)
+    url = template.raw["Outputs"]["WebhookUrl"]["Value"]["Fn::Sub"]
+    assert url == f"https://${{{api_id}}}.execute-api.${{AWS::Region}}.amazonaws.com{_webhook_event(template)['Path']}"
+
+
+def test_the_expanded_api_stage_carries_the_throttling_and_the_access_log(template, expanded):
+    api_id, _ = _http_api(template)
+    (stage,) = [
+        r["Properties"] for r in expanded["Resources"].values()
+        if r["Type"] == "AWS::ApiGatewayV2::Stage" and r["Properties"]["ApiId"] == {"Ref": api_id}
+    ]
+    assert stage["StageName"] == "$default"
+    assert set(stage["DefaultRouteSettings"]) == {"ThrottlingRateLimit", "ThrottlingBurstLimit"}
+    assert "DestinationArn" in stage["AccessLogSettings"]
+
+
+def test_the_expanded_api_invokes_the_webhooks_live_alias_never_latest(template, expanded):
+    api_id, _ = _http_api(template)
+    alias = f"{WEBHOOK_FUNCTION}Alias{template.functions[WEBHOOK_FUNCTION].properties['AutoPublishAlias']}"
+    assert expanded["Resources"][alias]["Type"] == "AWS::Lambda::Alias"
+    body = expanded["Resources"][api_id]["Properties"]["Body"]
+    (integration,) = [op["x-amazon-apigateway-integration"] for op in body["paths"]["/webhook"].values()]
+    assert f"${{{alias}}}/invocations" in integration["uri"]["Fn::Sub"]
+    permissions = [
+        r["Properties"] for r in expanded["Resources"].values()
+        if r["Type"] == "AWS::Lambda::Permission" and r["Properties"]["Principal"] == "apigateway.amazonaws.com"
+    ]
+    assert [p["FunctionName"] for p in permissions] == [{"Ref": alias}]
+
+
+# ---------------------------------------------------------------- the webhook's concurrency
+
+
+def test_the_webhook_reserves_concurrency_from_a_parameter_and_no_other_function_does(template):
+    for function_id, spec in template.functions.items():
+        reserved = spec.properties.get("ReservedConcurrentExecutions")
+        if function_id == WEBHOOK_FUNCTION:
+            assert reserved == {"Ref": "WebhookReservedConcurrency"}
+        else:
+            # Workers are bounded by their queue's MaximumConcurrency, jobs by their schedule.
+            assert reserved is None, f"{function_id} reserves concurrency"
+    assert "ReservedConcurrentExecutions" not in template.globals
+    assert int(_parameter(template, "WebhookReservedConcurrency")["Default"]) >= 1
