@@ -5,6 +5,7 @@ own, the test reads the template as the SAM translator expands it (expensebot_to
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -112,3 +113,59 @@ def test_the_webhook_reserves_concurrency_from_a_parameter_and_no_other_function
             assert reserved is None, f"{function_id} reserves concurrency"
     assert "ReservedConcurrentExecutions" not in template.globals
     assert int(_parameter(template, "WebhookReservedConcurrency")["Default"]) >= 1
+
+
+# ---------------------------------------------------------------- log groups
+
+
+def test_every_function_logs_to_its_own_log_group_kept_for_the_retention_parameter(template):
+    groups = {}
+    for function_id, spec in template.functions.items():
+        group_id = (spec.properties.get("LoggingConfig") or {}).get("LogGroup", {}).get("Ref")
+        assert group_id, f"{function_id} has no LoggingConfig.LogGroup: Lambda would log to a group kept forever"
+        assert template.resources[group_id]["Type"] == "AWS::Logs::LogGroup", function_id
+        assert template.resources[group_id]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+        groups[group_id] = function_id
+    assert len(groups) == len(template.functions), "two functions share a log group"
+    assert "LoggingConfig" not in template.globals
+
+
+def test_log_retention_defaults_to_30_days_and_allows_only_values_cloudwatch_accepts(template):
+    parameter = _parameter(template, "LogRetentionDays")
+    assert int(parameter["Default"]) == 30
+    cloudwatch_values = {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
+                         2922, 3288, 3653}
+    assert {int(v) for v in parameter["AllowedValues"]} == cloudwatch_values
+
+
+def test_no_log_group_name_depends_on_its_function_so_it_exists_before_the_first_invoke(template, expanded):
+    """A group named after the generated function name (!Sub /aws/lambda/${Function}) is created after the function;
+    an invoke in between makes Lambda create it first and the deploy fails. The function must depend on the group."""
+    resources = expanded["Resources"]
+    for function_id in template.functions:
+        function = resources[function_id]
+        assert function["Type"] == "AWS::Lambda::Function"
+        group_id = function["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+        assert function_id not in _references(resources[group_id]), f"{group_id} depends on {function_id}"
+
+
+def _references(value: Any) -> set[str]:
+    """Logical ids a value refers to (Ref, GetAtt, ${...} in Sub)."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if key == "Ref":
+                found.add(str(inner))
+            elif key == "Fn::GetAtt":
+                found.add(inner[0] if isinstance(inner, list) else str(inner).split(".")[0])
+            elif key == "Fn::Sub":
+                text = inner if isinstance(inner, str) else inner[0]
+                found |= {m.split(".")[0] for m in re.findall(r"\$\{([^}!]+)\}", text)}
+                if not isinstance(inner, str):
+                    found |= _references(inner[1])
+            else:
+                found |= _references(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            found |= _references(inner)
+    return found
