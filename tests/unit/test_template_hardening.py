@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from expensebot_tools.sam_expand import expand
-from expensebot_tools.template import Template
+from expensebot_tools.template import Resolver, Template
 
 WEBHOOK_FUNCTION = "WebhookFunction"
 
@@ -169,3 +169,82 @@ def _references(value: Any) -> set[str]:
         for inner in value:
             found |= _references(inner)
     return found
+
+
+# ---------------------------------------------------------------- the database URL as a secret
+
+DATABASE_URL = "postgresql://app:Pl41n-Passw0rd@db.example:5432/expensebot"
+RDS_SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds-AbCdEf"
+
+
+def _resolver(template: Template, **parameters: Any) -> Resolver:
+    """Resolves against the template's own resources: !Ref X gives "ref:X", !GetAtt X.A gives "att:X.A"."""
+    resources = template.resources
+    return Resolver(
+        parameters={**template.parameter_defaults(), **parameters},
+        refs={logical_id: f"ref:{logical_id}" for logical_id in resources},
+        attributes={(logical_id, attr): f"att:{logical_id}.{attr}" for logical_id in resources
+                    for attr in ("Arn", "QueueName", "QueueUrl")},
+        conditions=template.raw["Conditions"],
+    )
+
+
+def _condition(template: Template, name: str, **parameters: Any) -> bool:
+    return bool(_resolver(template, **parameters).resolve({"Condition": name}))
+
+
+def test_the_database_url_parameter_reaches_no_functions_environment(template):
+    assert _parameter(template, "DatabaseUrl").get("NoEcho") is True
+    resolver = _resolver(template, DatabaseUrl=DATABASE_URL)
+    for function_id in template.functions:
+        environment = template.environment(function_id, resolver)
+        leaked = [name for name, value in environment.items() if "Pl41n-Passw0rd" in value]
+        assert leaked == [], f"{function_id}: the database password is in {leaked}"
+        # Still declared, blank, so `sam local invoke --env-vars` may set it.
+        assert environment["DATABASE_URL"] == ""
+        assert environment["DATABASE_URL_SECRET_ARN"] == "ref:DatabaseUrlSecret"
+
+
+def test_the_stack_keeps_the_database_url_in_a_secret_only_when_one_is_given(template):
+    secret = template.resources["DatabaseUrlSecret"]
+    assert secret["Type"] == "AWS::SecretsManager::Secret"
+    assert secret["Properties"]["SecretString"] == {"Ref": "DatabaseUrl"}
+    assert _condition(template, secret["Condition"], DatabaseUrl=DATABASE_URL) is True
+    assert _condition(template, secret["Condition"]) is False
+    environment = template.environment(None, _resolver(template))
+    assert "DATABASE_URL_SECRET_ARN" not in environment and environment["DATABASE_URL"] == ""
+
+
+@pytest.mark.parametrize(
+    ("parameters", "readable"),
+    [
+        ({"DatabaseUrl": DATABASE_URL}, ["ref:DatabaseUrlSecret"]),
+        ({"DatabaseSecretArn": RDS_SECRET_ARN}, [RDS_SECRET_ARN]),
+        ({}, None),
+    ],
+    ids=["database-url", "rds-secret", "neither"],
+)
+def test_the_shared_read_policy_grants_exactly_the_database_secret_the_stack_has(template, parameters, readable):
+    policy = template.resources["DatabaseSecretReadPolicy"]
+    if readable is None:
+        assert _condition(template, policy["Condition"], **parameters) is False
+        return
+    assert _condition(template, policy["Condition"], **parameters) is True
+    (statement,) = _resolver(template, **parameters).resolve(policy["Properties"]["PolicyDocument"])["Statement"]
+    assert statement["Action"] == "secretsmanager:GetSecretValue"
+    assert statement["Resource"] == readable
+
+
+def test_every_function_attaches_the_read_policy_under_the_condition_that_creates_it(template):
+    condition = template.resources["DatabaseSecretReadPolicy"]["Condition"]
+    attach = {"Fn::If": [condition, {"Ref": "DatabaseSecretReadPolicy"}, {"Ref": "AWS::NoValue"}]}
+    for function_id, spec in template.functions.items():
+        assert attach in spec.properties["Policies"], function_id
+
+
+def test_a_stack_given_both_a_database_url_and_an_rds_secret_is_refused(template):
+    (assertion,) = template.raw["Rules"]["OneDatabase"]["Assertions"]
+    assert _resolver(template, DatabaseUrl=DATABASE_URL, DatabaseSecretArn=RDS_SECRET_ARN).resolve(
+        assertion["Assert"]) is False
+    assert _resolver(template, DatabaseUrl=DATABASE_URL).resolve(assertion["Assert"]) is True
+    assert _resolver(template, DatabaseSecretArn=RDS_SECRET_ARN).resolve(assertion["Assert"]) is True

@@ -151,7 +151,8 @@ def local_environment(template: Template, queues: LocalQueues, *, database_url: 
     the database URL, and the plain bot token and webhook secret instead of Secrets Manager names.
     What one function sets beyond Globals (JOB_NAME, QUEUE_NAME) LocalSystem sets around each call."""
     env = template.environment(None, queues.resolver(template, parameters))
-    for name in ("TELEGRAM_BOT_TOKEN_SECRET_NAME", "WEBHOOK_SECRET_NAME", "DATABASE_SECRET_ARN"):
+    for name in ("TELEGRAM_BOT_TOKEN_SECRET_NAME", "WEBHOOK_SECRET_NAME",
+                 "DATABASE_SECRET_ARN", "DATABASE_URL_SECRET_ARN"):
         env.pop(name, None)
     env.update(
         {
