@@ -6,6 +6,7 @@ own, the test reads the template as the SAM translator expands it (expensebot_to
 from __future__ import annotations
 
 import re
+from fnmatch import fnmatchcase
 from typing import Any
 
 import pytest
@@ -248,3 +249,95 @@ def test_a_stack_given_both_a_database_url_and_an_rds_secret_is_refused(template
         assertion["Assert"]) is False
     assert _resolver(template, DatabaseUrl=DATABASE_URL).resolve(assertion["Assert"]) is True
     assert _resolver(template, DatabaseSecretArn=RDS_SECRET_ARN).resolve(assertion["Assert"]) is True
+
+
+# ---------------------------------------------------------------- network-interface actions only with a VPC
+
+# The AWS managed policy SAM attaches to a function in a VPC; it allows these (and the basic logging actions).
+VPC_ACCESS_POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
+NETWORK_INTERFACE_ACTIONS = (
+    "ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets",
+    "ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses",
+)
+
+
+def _expanded_resolver(expanded: dict[str, Any], template: Template, **parameters: Any) -> Resolver:
+    resources = expanded["Resources"]
+    return Resolver(
+        parameters={**template.parameter_defaults(), **parameters},
+        refs={logical_id: f"ref:{logical_id}" for logical_id in resources},
+        attributes={(logical_id, "Arn"): f"att:{logical_id}.Arn" for logical_id in resources},
+        conditions=expanded["Conditions"],
+    )
+
+
+def _allows(policy_document: dict[str, Any], action: str) -> bool:
+    """Whether an Allow statement covers the action (Action / NotAction with wildcards; no Deny in these)."""
+    def listed(patterns: Any) -> bool:
+        patterns = [patterns] if isinstance(patterns, str) else patterns
+        return any(fnmatchcase(action.lower(), pattern.lower()) for pattern in patterns)
+
+    for statement in policy_document["Statement"]:
+        assert statement["Effect"] == "Allow"
+        if ("Action" in statement and listed(statement["Action"])) or (
+            "NotAction" in statement and not listed(statement["NotAction"])
+        ):
+            return True
+    return False
+
+
+def _network_interface_grants(expanded: dict[str, Any], template: Template, **parameters: Any) -> dict[str, bool]:
+    """Function → whether its role may use every network-interface action: the VPC policy is attached and no
+    permissions boundary withholds them."""
+    resources = expanded["Resources"]
+    resolver = _expanded_resolver(expanded, template, **parameters)
+    grants = {}
+    for function_id in template.functions:
+        role_id, _ = resources[function_id]["Properties"]["Role"]["Fn::GetAtt"]
+        role = resources[role_id]["Properties"]
+        granted = VPC_ACCESS_POLICY in resolver.resolve(role["ManagedPolicyArns"])
+        boundary = resolver.resolve({"Boundary": role.get("PermissionsBoundary", {"Ref": "AWS::NoValue"})})
+        boundary = boundary.get("Boundary")
+        if boundary is not None:
+            boundary_id = boundary.removeprefix("ref:")
+            assert resolver.resolve({"Condition": resources[boundary_id]["Condition"]}), f"{boundary_id} is not created"
+            document = resources[boundary_id]["Properties"]["PolicyDocument"]
+            granted = granted and all(_allows(document, action) for action in NETWORK_INTERFACE_ACTIONS)
+        grants[function_id] = granted
+    return grants
+
+
+def test_sam_attaches_its_vpc_policy_to_every_role_whatever_the_condition(template, expanded):
+    """Why the boundary exists: if SAM ever honours the condition, the boundary can go."""
+    resources = expanded["Resources"]
+    for function_id in template.functions:
+        role_id, _ = resources[function_id]["Properties"]["Role"]["Fn::GetAtt"]
+        assert VPC_ACCESS_POLICY in resources[role_id]["Properties"]["ManagedPolicyArns"], role_id
+
+
+def test_without_subnets_no_function_role_may_touch_network_interfaces(template, expanded):
+    grants = _network_interface_grants(expanded, template, VpcSubnetIds="", VpcSecurityGroupIds="")
+    assert len(grants) == len(template.functions)
+    assert not any(grants.values()), [f for f, granted in grants.items() if granted]
+    resolver = _expanded_resolver(expanded, template, VpcSubnetIds="")
+    for function_id in template.functions:
+        properties = expanded["Resources"][function_id]["Properties"]
+        assert "VpcConfig" not in resolver.resolve({"VpcConfig": properties["VpcConfig"]}), function_id
+
+
+def test_with_subnets_every_function_joins_the_vpc_and_may_manage_its_network_interfaces(template, expanded):
+    vpc = {"VpcSubnetIds": ["subnet-0a1b2c3d"], "VpcSecurityGroupIds": ["sg-0a1b2c3d"]}
+    grants = _network_interface_grants(expanded, template, **vpc)
+    assert all(grants.values()), [f for f, granted in grants.items() if not granted]
+    resolver = _expanded_resolver(expanded, template, **vpc)
+    for function_id in template.functions:
+        config = resolver.resolve(expanded["Resources"][function_id]["Properties"]["VpcConfig"])
+        assert config == {"SubnetIds": ["subnet-0a1b2c3d"], "SecurityGroupIds": ["sg-0a1b2c3d"]}, function_id
+
+
+def test_the_boundary_withholds_nothing_but_ec2(template):
+    document = template.resources["NoVpcPermissionsBoundary"]["Properties"]["PolicyDocument"]
+    for action in ("sqs:SendMessage", "secretsmanager:GetSecretValue", "logs:PutLogEvents", "xray:PutTraceSegments",
+                   "sqs:ChangeMessageVisibility", "kms:Decrypt"):
+        assert _allows(document, action), action
+    assert not any(_allows(document, action) for action in NETWORK_INTERFACE_ACTIONS)
