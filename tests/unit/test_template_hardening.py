@@ -341,3 +341,31 @@ def test_the_boundary_withholds_nothing_but_ec2(template):
                    "sqs:ChangeMessageVisibility", "kms:Decrypt"):
         assert _allows(document, action), action
     assert not any(_allows(document, action) for action in NETWORK_INTERFACE_ACTIONS)
+
+
+# ---------------------------------------------------------------- encryption at rest
+
+
+def test_the_alarm_topic_is_encrypted_with_a_key_cloudwatch_may_use_to_publish(template):
+    (topic,) = template.of_type("AWS::SNS::Topic").values()
+    key_ref = topic["Properties"].get("KmsMasterKeyId")
+    assert key_ref is not None, "the alarm topic is not encrypted"
+    # alias/aws/sns would encrypt it too, but CloudWatch cannot use that key: every alarm would fail to publish.
+    assert key_ref != "alias/aws/sns"
+    key = template.resources[key_ref["Ref"]]
+    assert key["Type"] == "AWS::KMS::Key"
+    assert key["Properties"]["EnableKeyRotation"] is True
+    granted = {
+        action
+        for statement in key["Properties"]["KeyPolicy"]["Statement"]
+        if statement["Effect"] == "Allow" and statement["Principal"].get("Service") == "cloudwatch.amazonaws.com"
+        for action in statement["Action"]
+    }
+    assert granted == {"kms:Decrypt", "kms:GenerateDataKey*"}
+
+
+def test_every_queue_is_encrypted_at_rest(template):
+    assert len(template.queues) == 5 + 5 + 2  # the work queues, their DLQs, the scheduler DLQ, JobFailureQueue
+    for queue_id, queue in template.queues.items():
+        properties = queue["Properties"]
+        assert properties.get("SqsManagedSseEnabled") is True or properties.get("KmsMasterKeyId"), queue_id
