@@ -7,12 +7,15 @@ check what SAM adds on its own (the managed policies it attaches), and `make lin
 
 from __future__ import annotations
 
-import copy
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
+
+import boto3
+from samtranslator.internal.managed_policies import get_bundled_managed_policy_map
+from samtranslator.parser.parser import Parser
+from samtranslator.translator.translator import Translator
 
 from expensebot_tools.template import TEMPLATE_PATH, load_template
 
@@ -24,22 +27,14 @@ ACCOUNT_ID = "123456789012"
 _PLACEHOLDER_S3_URI = "s3://expensebot-expand/placeholder.zip"
 
 
-class _ManagedPolicyNames:
-    """The translator asks IAM for the AWS managed policies' ARNs only when a function's `Policies` names
-    one; offline, names map to their well-known ARNs (SAM ships the same table for its own use)."""
-
-    def load(self) -> dict[str, str]:
-        from samtranslator.internal.managed_policies import get_bundled_managed_policy_map
-
-        return get_bundled_managed_policy_map("aws")
+def _managed_policy_map() -> dict[str, str]:
+    """AWS managed policy name → ARN. The translator needs it only when a function's `Policies` names such a
+    policy; SAM CLI asks IAM, offline the table SAM ships for the same purpose does."""
+    return get_bundled_managed_policy_map("aws") or {}
 
 
 def expand(path: Path = TEMPLATE_PATH, parameter_values: dict[str, Any] | None = None) -> dict[str, Any]:
-    # The translator reads the region from boto3's default session (ARN partitions, pseudo parameters).
-    os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
-    from samtranslator.translator.transform import transform
-
-    template = copy.deepcopy(load_template(path))
+    template = load_template(path)  # a fresh copy: the translator changes what it is given
     for resource in template["Resources"].values():
         properties = resource.get("Properties", {})
         for key in ("CodeUri", "ContentUri"):
@@ -47,7 +42,9 @@ def expand(path: Path = TEMPLATE_PATH, parameter_values: dict[str, Any] | None =
                 properties[key] = _PLACEHOLDER_S3_URI
     values = {"AWS::Region": REGION, "AWS::AccountId": ACCOUNT_ID, "AWS::Partition": "aws"}
     values.update(parameter_values or {})
-    return transform(template, values, _ManagedPolicyNames())
+    # The session only names the region (for ARN partitions and pseudo parameters); nothing calls AWS.
+    translator = Translator(None, Parser(), boto_session=boto3.session.Session(region_name=REGION))
+    return translator.translate(template, values, get_managed_policy_map=_managed_policy_map)
 
 
 def main(argv: list[str] | None = None) -> int:
