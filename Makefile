@@ -23,9 +23,27 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
-lint: $(STAMP)
+# checkov pins many dependencies of its own, so it lives in its own venv, pinned: a new checkov release brings
+# new checks, and lint should change only when we change it.
+CHECKOV_VENV := .venv-checkov
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
+CHECKOV_VERSION := 3.3.30
+EXPANDED := .aws-sam/expanded-template.json
+CHECKOV_ARGS = --framework cloudformation --skip-download --compact --quiet \
+	--skip-check $$($(BIN)/python -c 'import yaml; print(",".join(yaml.safe_load(open("infra/checkov-skips.yaml"))))')
+
+$(CHECKOV):
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet 'checkov==$(CHECKOV_VERSION)'
+
+# cfn-lint and checkov on template.yaml, and checkov again on the plain CloudFormation SAM expands it to (the
+# roles, stages and permissions SAM adds): skipped checks and why are in infra/checkov-skips.yaml.
+lint: $(STAMP) $(CHECKOV)
 	$(BIN)/ruff check .
 	$(BIN)/cfn-lint template.yaml
+	$(BIN)/python -m expensebot_tools.sam_expand $(EXPANDED)
+	$(CHECKOV) $(CHECKOV_ARGS) -f template.yaml
+	$(CHECKOV) $(CHECKOV_ARGS) -f $(EXPANDED)
 
 import-times: $(STAMP)
 	$(BIN)/expensebot dev import-times
@@ -37,4 +55,4 @@ bench: $(STAMP)
 	$(BIN)/expensebot bench $(BENCH)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .aws-sam
+	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .ruff_cache .aws-sam

@@ -36,6 +36,11 @@ NOW = datetime(2026, 3, 31, 20, 0, tzinfo=MOSCOW)  # a month's last day, 20:00: 
 ADMIN_CHAT = 555
 OPERATOR = "expensebot-operator"
 PARAMETERS = {"AdminChatIds": str(ADMIN_CHAT)}
+# The roles and the functions' database settings as a stack deployed with DatabaseUrl has them: the URL in a
+# secret of the stack's own, which every function reads under its role (the value here is a placeholder:
+# the secret holds the real local URL).
+ROLE_PARAMETERS = {**PARAMETERS, "DatabaseUrl": "postgresql://set-at-deploy"}
+DATABASE_URL_SECRET = "expensebot-local-database-url"
 
 # What Lambda itself does with a function's role; no code path of ours makes these calls.
 SERVICE_SIDE = {
@@ -59,10 +64,12 @@ ON_FAILURE_POLICY = re.compile(r"EventInvokeConfigOnFailureSQSPolicy$")
 # ---------------------------------------------------------------- the roles, and moto enforcing them
 
 
-def local_resolver(system: LocalSystem) -> Resolver:
-    """The expanded template's intrinsics against the local resources: queues, functions by logical id."""
-    base = system.queues.resolver(system.template, PARAMETERS)
+def local_resolver(system: LocalSystem, database_url_secret_arn: str) -> Resolver:
+    """The expanded template's intrinsics against the local resources: queues, functions by logical id, and
+    the database URL's secret."""
+    base = system.queues.resolver(system.template, ROLE_PARAMETERS)
     refs = dict(base.refs)
+    refs["DatabaseUrlSecret"] = database_url_secret_arn
     attributes = dict(base.attributes)
     for function_id in system.template.functions:
         refs[function_id] = function_id
@@ -75,8 +82,9 @@ class IamWorld:
     """The local system with each function running under its role, and an operator with OperatorPolicy."""
 
     def __init__(self, system: LocalSystem, roles: dict[str, Role], operator: Role, log: AccessLog,
-                 operator_env: dict[str, str], harness: Credentials) -> None:
+                 operator_env: dict[str, str], harness: Credentials, database_secret_arn: str) -> None:
         self.system = system
+        self.database_secret_arn = database_secret_arn
         self.harness = harness
         self.roles = roles
         self.operator = operator
@@ -86,7 +94,7 @@ class IamWorld:
 
 @pytest.fixture(scope="module")
 def expanded() -> dict[str, Any]:
-    return expand_template(parameters=PARAMETERS)
+    return expand_template(parameters=ROLE_PARAMETERS)
 
 
 @pytest.fixture
@@ -111,15 +119,19 @@ def iam_world(aws: None, template: Template, clean_database: str, expanded: dict
             secrets = admin.client("secretsmanager", region_name=REGION)
             secrets.create_secret(Name=defaults["BotTokenSecretName"], SecretString=LOCAL_BOT_TOKEN)
             secrets.create_secret(Name=defaults["WebhookSecretName"], SecretString=LOCAL_WEBHOOK_SECRET)
-            resolver = local_resolver(system)
+            database_secret = secrets.create_secret(Name=DATABASE_URL_SECRET, SecretString=clean_database)["ARN"]
+            resolver = local_resolver(system, database_secret)
             roles = function_roles(expanded, resolver, template.functions)
             credentials = {fid: assume_role(iam, sts, role, name=fid, trusted_arn=admin_arn)
                            for fid, role in roles.items()}
             operator = managed_policy(expanded, "OperatorPolicy", resolver)
             operator_env = attach_user_policy(iam, operator, user=OPERATOR).environment()
-            system.run_under_roles(credentials)
+            # DATABASE_URL declared empty, DATABASE_URL_SECRET_ARN naming the secret: as the template sets them.
+            database = {k: v for k, v in template.environment(None, resolver).items() if k.startswith("DATABASE_")}
+            assert database["DATABASE_URL"] == "" and database["DATABASE_URL_SECRET_ARN"] == database_secret
+            system.run_under_roles(credentials, environment=database)
             with iam_enforced() as log:
-                yield IamWorld(system, roles, operator, log, operator_env, admin)
+                yield IamWorld(system, roles, operator, log, operator_env, admin, database_secret)
     finally:
         telegram.stop()
 
@@ -417,6 +429,7 @@ SCENARIOS: dict[str, Callable[..., None]] = {
     )
 }
 USED: dict[str, set[tuple[str, str]]] = {}
+SECRET_TOKEN = "{DatabaseUrlSecret}"
 RAN: set[str] = set()
 
 
@@ -431,13 +444,18 @@ def test_each_path_works_under_exactly_its_role(scenario: str, iam_world: IamWor
 
     assert_nothing_refused(iam_world)
     for principal in {a.principal for a in iam_world.log.accesses}:
-        USED.setdefault(principal, set()).update(iam_world.log.used(principal))
+        # Each world's database secret has a random ARN suffix: kept by name, so worlds compare.
+        USED.setdefault(principal, set()).update(
+            (action, resource.replace(iam_world.database_secret_arn, SECRET_TOKEN))
+            for action, resource in iam_world.log.used(principal))
     RAN.add(scenario)
 
 
 def test_no_role_grants_an_action_that_no_code_path_uses(iam_world: IamWorld) -> None:
     if set(SCENARIOS) != RAN:
         pytest.skip("needs every scenario of this module to have run first (run the whole file)")
+    for principal, used in USED.items():
+        USED[principal] = {(a, r.replace(SECRET_TOKEN, iam_world.database_secret_arn)) for a, r in used}
     unused = {}
     for function_id, role in iam_world.roles.items():
         role.statements = [s for s in role.statements if not ON_FAILURE_POLICY.search(s.source)]

@@ -23,7 +23,8 @@ def secrets(aws):
 
 
 def _settings(monkeypatch, **values: str) -> Settings:
-    for name in ("TELEGRAM_BOT_TOKEN", "WEBHOOK_SECRET", "DATABASE_URL"):
+    names = ("TELEGRAM_BOT_TOKEN", "WEBHOOK_SECRET", "DATABASE_URL", "DATABASE_URL_SECRET_ARN", "DATABASE_SECRET_ARN")
+    for name in names:
         monkeypatch.delenv(name, raising=False)
     for name, value in values.items():
         monkeypatch.setenv(name, value)
@@ -63,6 +64,22 @@ def test_the_database_url_is_built_from_an_rds_secret_with_the_proxy_host(secret
     assert dsn == "postgresql://app:p%40ss%2Fword@proxy.internal:5432/expensebot?sslmode=require"
 
 
+def test_the_database_url_is_read_from_the_secret_the_stack_makes_from_the_database_url_parameter(
+    secrets, monkeypatch
+):
+    # As the template creates it: the URL as a plain string, the functions given the secret's ARN.
+    url = "postgresql://app:p%40ss@db.example:5432/expensebot?sslmode=require"
+    arn = secrets.create_secret(Name="DatabaseUrlSecret-AbCdEf", SecretString=url)["ARN"]
+    dsn = database_dsn(_settings(monkeypatch, DATABASE_URL="", DATABASE_URL_SECRET_ARN=arn))()
+    assert dsn == url
+
+
+def test_an_unreadable_database_url_secret_says_which_secret(secrets, monkeypatch):
+    missing = "arn:aws:secretsmanager:us-east-1:123456789012:secret:gone-AbCdEf"
+    with pytest.raises(ConfigurationError, match=f"cannot read the database URL secret '{missing}'"):
+        database_dsn(_settings(monkeypatch, DATABASE_URL_SECRET_ARN=missing))()
+
+
 def test_no_database_configured_is_a_clear_error(monkeypatch):
-    with pytest.raises(ConfigurationError, match="set DATABASE_URL, or DATABASE_SECRET_ARN"):
+    with pytest.raises(ConfigurationError, match="set DATABASE_URL, or DATABASE_URL_SECRET_ARN or DATABASE_SECRET_ARN"):
         database_dsn(_settings(monkeypatch))()

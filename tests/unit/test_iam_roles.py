@@ -113,3 +113,18 @@ def test_the_operator_policy_covers_every_queue_and_dlq_and_the_stacks_schedules
     assert operator.allows("scheduler:UpdateSchedule", schedule)
     assert not operator.allows("scheduler:UpdateSchedule", schedule.replace("expensebot-dev", "other-app"))
     assert not operator.allows("sqs:DeleteQueue", queue_arn("DefaultQueue"))
+
+
+def test_without_vpc_subnets_the_boundary_takes_ec2_from_every_role(roles):
+    assert not [fid for fid, role in roles.items() if role.allows("ec2:CreateNetworkInterface", "*")]
+    assert all(role.allows("logs:PutLogEvents", "*") for role in roles.values())
+
+
+def test_with_vpc_subnets_every_role_may_manage_its_network_interfaces(resolver, template):
+    from dataclasses import replace
+
+    parameters = {"VpcSubnetIds": "subnet-1,subnet-2", "VpcSecurityGroupIds": "sg-1"}
+    expanded_in_vpc = expand_template(parameters=parameters)
+    in_vpc = replace(resolver, parameters={**resolver.parameters, **parameters})
+    roles_in_vpc = function_roles(expanded_in_vpc, in_vpc, template.functions)
+    assert all(role.allows("ec2:CreateNetworkInterface", "*") for role in roles_in_vpc.values())

@@ -198,8 +198,12 @@ def test_the_dashboard_shows_schedule_delivery_failures(dashboard):
 def test_the_memory_widget_reads_the_log_group_of_every_function(template, dashboard):
     (memory,) = [w for w in dashboard["widgets"] if w["type"] == "log"]
     query = memory["properties"]["query"]
-    sources = re.findall(r"SOURCE '/aws/lambda/([^']+)'", query)
-    assert {_function_of(template, source) for source in sources} == set(template.functions)
+    sources = re.findall(r"SOURCE '([^']+)'", query)
+    log_groups = {_of_type(template, source, "AWS::Logs::LogGroup") for source in sources}
+    # Each function logs to the group its LoggingConfig names, not to Lambda's default /aws/lambda/<name>.
+    logged_to = {spec.properties["LoggingConfig"]["LogGroup"]["Ref"] for spec in template.functions.values()}
+    assert log_groups == logged_to
+    assert len(log_groups) == len(template.functions)
     assert "@maxMemoryUsed" in query and '@type = "REPORT"' in query
 
 

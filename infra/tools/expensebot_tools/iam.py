@@ -6,14 +6,13 @@ infra/iam/aws_managed_policies.json. The tests run every function's AWS calls un
 
 from __future__ import annotations
 
-import copy
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from expensebot_tools.template import PROJECT_ROOT, TEMPLATE_PATH, Resolver, UnresolvedReference
 
@@ -31,38 +30,58 @@ class Statement:
     resources: tuple[str, ...]
     source: str  # which policy it came from: the inline policy's name or the managed policy's ARN
     condition: Mapping[str, Any] | None = None
+    not_actions: tuple[str, ...] = ()  # NotAction: every action but these (a permissions boundary uses it)
+
+    def covers(self, action: str) -> bool:
+        if self.not_actions:
+            return not any(matches_pattern(pattern, action, ignore_case=True) for pattern in self.not_actions)
+        return any(matches_pattern(pattern, action, ignore_case=True) for pattern in self.actions)
 
     def matches(self, action: str, resource: str) -> bool:
-        return any(matches_pattern(pattern, action, ignore_case=True) for pattern in self.actions) and any(
+        return self.covers(action) and any(
             matches_pattern(pattern, resource, ignore_case=False) for pattern in self.resources
         )
 
 
+def _allowed_by(statements: list[Statement], action: str, resource: str) -> bool:
+    """IAM's evaluation of one policy set: an explicit Deny wins, then any Allow; conditions are not
+    evaluated (none of ours restrict what the code does)."""
+    relevant = [s for s in statements if s.matches(action, resource)]
+    if any(s.effect == "Deny" for s in relevant):
+        return False
+    return any(s.effect == "Allow" for s in relevant)
+
+
 @dataclass
 class Role:
-    """A function's execution role (or an operator's policy) as a flat list of statements."""
+    """A function's execution role (or an operator's policy) as a flat list of statements, and the role's
+    permissions boundary if it has one (an action is allowed only when both allow it)."""
 
     name: str
     statements: list[Statement] = field(default_factory=list)
+    boundary: list[Statement] | None = None
 
     def allows(self, action: str, resource: str) -> bool:
-        """IAM's evaluation for one identity policy set: an explicit Deny wins, then any Allow; conditions
-        are not evaluated (none of ours restrict what the code does)."""
-        relevant = [s for s in self.statements if s.matches(action, resource)]
-        if any(s.effect == "Deny" for s in relevant):
-            return False
-        return any(s.effect == "Allow" for s in relevant)
+        within = self.boundary is None or _allowed_by(self.boundary, action, resource)
+        return within and _allowed_by(self.statements, action, resource)
+
+    def _within_boundary(self, action: str) -> bool:
+        return self.boundary is None or any(s.effect == "Allow" and s.covers(action) for s in self.boundary)
 
     def granted(self) -> list[tuple[str, str, str]]:
-        """(action pattern, resource pattern, source) for every Allow."""
+        """(action pattern, resource pattern, source) for every Allow the boundary lets through."""
         return [(a, r, s.source) for s in self.statements if s.effect == "Allow" for a in s.actions
-                for r in s.resources]
+                if self._within_boundary(a) for r in s.resources]
 
     def documents(self) -> dict[str, dict[str, Any]]:
-        """Policy documents by name, as IAM would store them (for the emulator's roles)."""
+        """Policy documents by name, as IAM would store them, with the boundary already applied (moto does
+        not evaluate permissions boundaries), for the emulator's roles."""
         by_source: dict[str, list[dict[str, Any]]] = {}
         for s in self.statements:
-            entry: dict[str, Any] = {"Effect": s.effect, "Action": list(s.actions), "Resource": list(s.resources)}
+            actions = [a for a in s.actions if s.effect == "Deny" or self._within_boundary(a)]
+            if not actions:
+                continue
+            entry: dict[str, Any] = {"Effect": s.effect, "Action": actions, "Resource": list(s.resources)}
             if s.condition:
                 entry["Condition"] = dict(s.condition)
             by_source.setdefault(s.source, []).append(entry)
@@ -86,31 +105,11 @@ def aws_managed_policies() -> dict[str, dict[str, Any]]:
     return {arn: entry["document"] for arn, entry in data["policies"].items()}
 
 
-def expand_template(path: Path = TEMPLATE_PATH, parameters: Mapping[str, Any] | None = None, *,
-                    region: str = "us-east-1") -> dict[str, Any]:
-    """template.yaml as CloudFormation receives it after the AWS::Serverless-2016-10-31 transform (what
-    `sam deploy` submits), computed offline by the SAM translator, as samtranslator's `transform` does but
-    with the region given (it would otherwise ask boto3 for one)."""
-    import boto3
-    from samtranslator.parser.parser import Parser
-    from samtranslator.translator.translator import Translator
-    from samtranslator.utils.py27hash_fix import to_py27_compatible_template, undo_mark_unicode_str_in_template
-    from samtranslator.yaml_helper import yaml_parse
+def expand_template(path: Path = TEMPLATE_PATH, parameters: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """template.yaml as CloudFormation receives it after the SAM transform (sam_expand.expand)."""
+    from expensebot_tools.sam_expand import expand
 
-    sam = yaml_parse(path.read_text(encoding="utf-8"))
-    for resource in sam.get("Resources", {}).values():
-        properties = resource.get("Properties", {})
-        # The translator wants uploaded code (sam package rewrites these to s3:// before the transform).
-        for key in ("CodeUri", "ContentUri"):
-            if isinstance(properties.get(key), str) and not properties[key].startswith("s3://"):
-                properties[key] = f"s3://expensebot-local-artifacts/{properties[key].strip('/')}"
-    values = dict(parameters or {})
-    to_py27_compatible_template(sam, values)
-    translator = Translator(None, Parser(), boto_session=boto3.session.Session(region_name=region))
-    # The template names no managed policy by its short name (it uses policy templates, statements and its
-    # own policies), so the translator needs no name → ARN map.
-    expanded = translator.translate(copy.deepcopy(sam), parameter_values=values, get_managed_policy_map=dict)
-    return undo_mark_unicode_str_in_template(expanded)
+    return expand(path, dict(parameters or {}))
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -120,11 +119,12 @@ def _as_list(value: Any) -> list[Any]:
 def _statements(document: Mapping[str, Any], source: str) -> list[Statement]:
     found = []
     for raw in _as_list(document.get("Statement", [])):
-        if "NotAction" in raw or "NotResource" in raw:
-            raise IamModelError(f"{source}: NotAction/NotResource are not modelled")
+        if "NotResource" in raw:
+            raise IamModelError(f"{source}: NotResource is not modelled")
         found.append(Statement(
             effect=raw["Effect"],
-            actions=tuple(str(a) for a in _as_list(raw["Action"])),
+            actions=tuple(str(a) for a in _as_list(raw.get("Action", []))),
+            not_actions=tuple(str(a) for a in _as_list(raw.get("NotAction", []))),
             resources=tuple(str(r) for r in _as_list(raw.get("Resource", "*"))),
             source=source,
             condition=raw.get("Condition"),
@@ -158,10 +158,14 @@ class _KeepingRefsResolver(Resolver):
 
     own_policies: frozenset[str] = frozenset()
 
-    def _ref(self, name: str) -> Any:
+    def _keep_own_policy(self, name: str) -> Any:
         if name in self.own_policies:
             return {"Ref": name}
-        return super()._ref(name)
+        return self._ref(name)
+
+    _FUNCTIONS: ClassVar[dict[str, Callable[[Resolver, Any], Any]]] = {
+        **Resolver._FUNCTIONS, "Ref": _keep_own_policy,  # type: ignore[dict-item]
+    }
 
 
 def role_of(expanded: Mapping[str, Any], role_id: str, resolver: Resolver) -> Role:
@@ -177,6 +181,9 @@ def role_of(expanded: Mapping[str, Any], role_id: str, resolver: Resolver) -> Ro
     for policy in properties.get("Policies", []):
         document = resolver.resolve(policy["PolicyDocument"])
         role.statements.extend(_statements(document, policy["PolicyName"]))
+    if "PermissionsBoundary" in properties:
+        # Empty when the condition left the role without one (the boundary's If chose NoValue).
+        role.boundary = _policy_statements(expanded, keeping, properties["PermissionsBoundary"]) or None
     return role
 
 

@@ -151,7 +151,8 @@ def local_environment(template: Template, queues: LocalQueues, *, database_url: 
     the database URL, and the plain bot token and webhook secret instead of Secrets Manager names.
     What one function sets beyond Globals (JOB_NAME, QUEUE_NAME) LocalSystem sets around each call."""
     env = template.environment(None, queues.resolver(template, parameters))
-    for name in ("TELEGRAM_BOT_TOKEN_SECRET_NAME", "WEBHOOK_SECRET_NAME", "DATABASE_SECRET_ARN"):
+    for name in ("TELEGRAM_BOT_TOKEN_SECRET_NAME", "WEBHOOK_SECRET_NAME",
+                 "DATABASE_SECRET_ARN", "DATABASE_URL_SECRET_ARN"):
         env.pop(name, None)
     env.update(
         {
@@ -193,14 +194,17 @@ class LocalSystem:
         self._worker_for_queue = {s.queue_id: s.function_id for s in template.subscriptions()}
         # Set by run_under_roles: each function's credentials, and one execution environment per function.
         self._credentials: dict[str, Any] | None = None
+        self._role_environment: dict[str, str] = {}
         self._environments: dict[str, ExecutionEnvironment] = {}
 
-    def run_under_roles(self, credentials: dict[str, Any]) -> None:
+    def run_under_roles(self, credentials: dict[str, Any], *, environment: dict[str, str] | None = None) -> None:
         """From now on every function runs as in Lambda: with its own role's credentials (a
         iam_emulator.Credentials per function id) in its environment, its own adapters and AWS clients, and
         its secrets read from (emulated) Secrets Manager by the names the template gives; the event source
-        mapping receives and deletes with the worker's role."""
+        mapping receives and deletes with the worker's role. `environment` adds variables every function
+        gets (the database secret's ARN, say)."""
         self._credentials = dict(credentials)
+        self._role_environment = dict(environment or {})
 
     def role_credentials(self, function_id: str) -> Any:
         if self._credentials is None or function_id not in self._credentials:
@@ -215,6 +219,7 @@ class LocalSystem:
         variables = {k: v for k, v in declared.items() if k.endswith("_SECRET_NAME")}
         # The plain local values would win over the secrets: blank them (an empty variable counts as unset).
         variables.update({"TELEGRAM_BOT_TOKEN": "", "WEBHOOK_SECRET": ""})
+        variables.update(self._role_environment)
         variables.update(self._credentials[function_id].environment())
         return variables
 

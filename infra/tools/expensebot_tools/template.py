@@ -24,7 +24,8 @@ class _CfnLoader(yaml.SafeLoader):
 
 
 def _construct_tag(loader: _CfnLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    # !Ref and !Condition have no "Fn::" in their long forms.
+    name = suffix if suffix in ("Ref", "Condition") else f"Fn::{suffix}"
     if isinstance(node, yaml.ScalarNode):
         value: Any = loader.construct_scalar(node)
         if suffix == "GetAtt":
@@ -124,6 +125,12 @@ class Resolver:
     def _not(self, arg: list[Any]) -> bool:
         return not self.resolve(arg[0])
 
+    def _or(self, arg: list[Any]) -> bool:
+        return any(self.resolve(item) for item in arg)
+
+    def _and(self, arg: list[Any]) -> bool:
+        return all(self.resolve(item) for item in arg)
+
     def _join(self, arg: list[Any]) -> str:
         items = self.resolve(arg[1])
         if isinstance(items, str):
@@ -137,6 +144,9 @@ class Resolver:
         "Fn::If": _if,
         "Fn::Equals": _equals,
         "Fn::Not": _not,
+        "Fn::Or": _or,
+        "Fn::And": _and,
+        "Condition": _condition,
         "Fn::Join": _join,
     }
 

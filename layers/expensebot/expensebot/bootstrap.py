@@ -46,15 +46,32 @@ class Runtime:
 
 
 def database_dsn(settings: Settings) -> Callable[[], str]:
+    """The database URL, from the first of: DATABASE_URL (local runs, tests, `sam local invoke`), the secret
+    holding a URL (DATABASE_URL_SECRET_ARN), the RDS-style secret (DATABASE_SECRET_ARN). It is called on each
+    connect; secrets come through Powertools' cache (SECRET_CACHE_SECONDS)."""
+
     def dsn() -> str:
         if settings.database_url is not None:
             return settings.database_url.get_secret_value()
+        if settings.database_url_secret_arn:
+            url = resolve_secret(None, settings.database_url_secret_arn, what="database URL",
+                                 env="DATABASE_URL", name_env="DATABASE_URL_SECRET_ARN")
+            return _checked_url(url, settings.database_url_secret_arn)
         if settings.database_secret_arn:
             secret = resolve_json_secret(settings.database_secret_arn, what="database")
             return _dsn_from_rds_secret(secret, host_override=settings.database_host)
-        raise ConfigurationError("no database configured: set DATABASE_URL, or DATABASE_SECRET_ARN in AWS")
+        raise ConfigurationError(
+            "no database configured: set DATABASE_URL, or DATABASE_URL_SECRET_ARN or DATABASE_SECRET_ARN in AWS"
+        )
 
     return dsn
+
+
+def _checked_url(url: str, secret_name: str) -> str:
+    # The message never quotes the value: it is a password as often as not.
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigurationError(f"the database URL secret {secret_name!r} does not hold a postgresql:// URL")
+    return url
 
 
 def _dsn_from_rds_secret(secret: dict[str, Any], *, host_override: str | None) -> str:

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     app_timezone: str = Field("Europe/Moscow", validation_alias="APP_TIMEZONE")
 
     database_url: SecretStr | None = Field(None, validation_alias="DATABASE_URL")
+    # In AWS: a secret holding the URL (the stack makes it from its DatabaseUrl parameter), so the password
+    # never sits in the function's environment.
+    database_url_secret_arn: str | None = Field(None, validation_alias="DATABASE_URL_SECRET_ARN")
     # In AWS: an RDS-style secret (host, port, username, password, dbname); DATABASE_HOST overrides its
     # host so the functions can go through an RDS Proxy endpoint.
     database_secret_arn: str | None = Field(None, validation_alias="DATABASE_SECRET_ARN")
