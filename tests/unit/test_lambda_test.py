@@ -111,3 +111,21 @@ def test_the_table_has_one_row_per_invocation_and_marks_mismatches():
     assert len(lines) == 4
     assert "parked in DefaultDLQ +1" in lines[2] and "3.2 s" in lines[2] and lines[2].endswith(" ok")
     assert lines[3].endswith("MISMATCH")
+
+
+def test_a_machine_with_neither_docker_nor_root_skips_with_one_line_and_exit_0(monkeypatch, tmp_path, capsys):
+    import argparse
+
+    from expensebot_tools import lambda_docker, lambda_test
+
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "sam").touch()
+    monkeypatch.setattr(lambda_docker, "docker_answers", lambda: False)
+    monkeypatch.setattr(lambda_docker, "can_set_up", lambda: False)
+
+    code = lambda_test.cmd_lambda_test(argparse.Namespace(sam_venv=str(tmp_path), json=False))
+
+    out = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert out == ["make lambda-test: SKIPPED: no Docker daemon answers here, and setting one up needs root on "
+                   "Debian (apt-get)"]

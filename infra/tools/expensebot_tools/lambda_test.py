@@ -486,7 +486,7 @@ def cmd_lambda_test(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
     machine = Machine(log=log)
     try:
-        return _run(args, machine, log, started)
+        code, closing = _run(args, machine, log, started)
     except Skipped as skipped:
         print(f"make lambda-test: SKIPPED: {skipped}", flush=True)
         return 0
@@ -497,9 +497,14 @@ def cmd_lambda_test(args: argparse.Namespace) -> int:
     finally:
         machine.restore()
         signal.signal(signal.SIGTERM, previous)
+    # The last line, after the daemon is stopped: what CI reads (beside the JSON, not inside it).
+    print(closing, file=sys.stderr if args.json else sys.stdout, flush=True)
+    return code
 
 
-def _run(args: argparse.Namespace, machine: Machine, log: Callable[[str], None], started: float) -> int:
+def _run(args: argparse.Namespace, machine: Machine, log: Callable[[str], None],
+         started: float) -> tuple[int, str]:
+    """Builds, starts the stack, invokes every case; returns the exit code and the closing line."""
     sam = Path(args.sam_venv).resolve() / "bin" / "sam"
     if not sam.exists():
         raise RuntimeError(f"{sam} is missing (make lambda-test creates it)")
@@ -548,8 +553,7 @@ def _run(args: argparse.Namespace, machine: Machine, log: Callable[[str], None],
         functions = {o.function for o in outcomes}
         print(f"\n{len(outcomes)} invocations of {len(functions)} functions in {time.monotonic() - started:.0f} s;"
               f" base image: {image.how}; logs in {log_dir.relative_to(PROJECT_ROOT)}")
-        print(f"lambda-test: {len(outcomes) - len(failed)} passed, {len(failed)} failed")
-    return 1 if failed else 0
+    return (1 if failed else 0), f"lambda-test: {len(outcomes) - len(failed)} passed, {len(failed)} failed"
 
 
 def add_parser(commands: Any) -> None:
