@@ -129,3 +129,26 @@ def test_a_machine_with_neither_docker_nor_root_skips_with_one_line_and_exit_0(m
     assert code == 0
     assert out == ["make lambda-test: SKIPPED: no Docker daemon answers here, and setting one up needs root on "
                    "Debian (apt-get)"]
+
+
+def test_the_base_image_is_the_real_one_when_here_or_reachable_and_else_the_stand_in_built_once(monkeypatch):
+    from expensebot_tools import lambda_docker
+
+    built = []
+    monkeypatch.setattr(lambda_docker, "build_standin", lambda machine: built.append(machine))
+    machine = lambda_docker.Machine(log=lambda text: None)
+
+    def decide(labels, resolves, **env):
+        monkeypatch.setattr(lambda_docker, "image_labels", lambda image: labels)
+        monkeypatch.setattr(lambda_docker, "registry_resolves", lambda: resolves)
+        monkeypatch.delenv("LAMBDA_TEST_BASE_IMAGE", raising=False)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        return lambda_docker.ensure_base_image(machine)
+
+    standin = {lambda_docker.STANDIN_LABEL: lambda_docker.recipe_digest()}
+    assert decide({}, False).pull is False and built == []  # the real image, pulled earlier
+    assert decide(None, True).pull is True and built == []  # SAM pulls it
+    assert "reused" in decide(standin, False).how and built == []
+    assert decide({lambda_docker.STANDIN_LABEL: "older"}, False).pull is False and len(built) == 1
+    assert decide(None, True, LAMBDA_TEST_BASE_IMAGE="standin").pull is False and len(built) == 2
