@@ -24,12 +24,13 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 # Every function of template.yaml through `sam local invoke`, from the `sam build` artifact, against the local
-# stack (README: "make lambda-test"). SAM CLI pins many packages, so it lives in a venv of its own.
+# stack (README: "make lambda-test"). SAM CLI pins many packages, so it lives in a venv of its own (reinstalled
+# when this file, and so SAM_CLI_VERSION, changes).
 SAM_VENV := .venv-sam
 SAM_STAMP := $(SAM_VENV)/.installed-stamp
 SAM_CLI_VERSION ?= 1.170.0
 
-$(SAM_STAMP):
+$(SAM_STAMP): Makefile
 	@test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(SAM_VENV)/bin/python -m pip install --quiet 'aws-sam-cli==$(SAM_CLI_VERSION)'
