@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint import-times bench venv clean
+.PHONY: demo test lambda-test lint import-times bench venv clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=python3.x)")'
@@ -22,6 +22,22 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+# Every function of template.yaml through `sam local invoke`, from the `sam build` artifact, against the local
+# stack (README: "make lambda-test"). SAM CLI pins many packages, so it lives in a venv of its own (reinstalled
+# when this file, and so SAM_CLI_VERSION, changes).
+SAM_VENV := .venv-sam
+SAM_STAMP := $(SAM_VENV)/.installed-stamp
+SAM_CLI_VERSION ?= 1.170.0
+
+$(SAM_STAMP): Makefile
+	@test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/python -m pip install --quiet 'aws-sam-cli==$(SAM_CLI_VERSION)'
+	@touch $(SAM_STAMP)
+
+lambda-test: $(STAMP) $(SAM_STAMP)
+	$(BIN)/expensebot lambda-test --sam-venv $(SAM_VENV) $(LAMBDA_TEST_ARGS)
 
 # checkov pins many dependencies of its own, so it lives in its own venv, pinned: a new checkov release brings
 # new checks, and lint should change only when we change it.
@@ -55,4 +71,4 @@ bench: $(STAMP)
 	$(BIN)/expensebot bench $(BENCH)
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .ruff_cache .aws-sam
+	rm -rf $(VENV) $(CHECKOV_VENV) $(SAM_VENV) .pytest_cache .ruff_cache .aws-sam

@@ -24,7 +24,6 @@ SQS_RECORD_FIELDS = {
     "eventSourceARN", "awsRegion",
 }
 SQS_RECORD_ATTRIBUTES = {"ApproximateReceiveCount", "SentTimestamp", "SenderId", "ApproximateFirstReceiveTimestamp"}
-LOCAL_RUN_VARIABLES = {"DATABASE_URL", "TELEGRAM_BOT_TOKEN", "WEBHOOK_SECRET", "TELEGRAM_API_BASE", "APP_TIMEZONE"}
 ANNA = 1001
 
 
@@ -190,34 +189,6 @@ def test_the_webhook_event_is_an_http_api_request_to_the_templates_webhook_route
     assert event["headers"]["x-telegram-bot-api-secret-token"] == "local-webhook-secret"
     message = json.loads(event["body"])["message"]
     assert (message["from"]["id"], message["chat"]["type"], message["text"]) == (ANNA, "private", "250 кофе")
-
-
-def test_env_json_names_exactly_the_functions_of_the_template(template):
-    assert set(load_event("env.json")) == set(template.functions)
-
-
-def test_env_json_gives_every_function_what_a_local_run_needs(template):
-    env = load_event("env.json")
-    queue_variables = {name for name in template.globals["Environment"]["Variables"] if name.startswith("QUEUE_URL_")}
-    webhook_secret = load_event("apigw_webhook_expense.json")["headers"]["x-telegram-bot-api-secret-token"]
-    assert "Parameters" not in env
-    for function_id, variables in env.items():
-        assert LOCAL_RUN_VARIABLES | queue_variables <= set(variables), function_id
-        assert all(isinstance(value, str) for value in variables.values()), function_id
-        assert variables["APP_TIMEZONE"] == template.parameter_defaults()["TimeZone"]
-        assert variables["WEBHOOK_SECRET"] == webhook_secret
-        for name in queue_variables:
-            queue_id = name.removeprefix("QUEUE_URL_").capitalize() + "Queue"
-            assert queue_id in template.queues and variables[name].endswith(f"-{queue_id}"), (function_id, name)
-
-
-def test_every_env_json_variable_is_declared_in_the_template_so_sam_local_applies_it(template):
-    declared_globally = set(template.globals["Environment"]["Variables"])
-    for function_id, variables in load_event("env.json").items():
-        declared = declared_globally | set(
-            template.functions[function_id].properties.get("Environment", {}).get("Variables", {})
-        )
-        assert set(variables) <= declared, (function_id, sorted(set(variables) - declared))
 
 
 # ---------------------------------------------------------------- the handlers, fed the files

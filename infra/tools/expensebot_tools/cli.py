@@ -192,6 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     from expensebot_tools.local_up import add_parser as add_local_parser
 
     add_local_parser(commands)
+    from expensebot_tools.lambda_test import add_parser as add_lambda_test_parser
+
+    add_lambda_test_parser(commands)
     return parser
 
 
