@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lambda-test lint import-times bench venv clean
+.PHONY: demo test lambda-test faults lint import-times bench venv clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=python3.x)")'
@@ -22,6 +22,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+# Only the fault-injection suite (part of `make test` too), ending with its table: faults injected, messages
+# lost and duplicated, 5xx answers, per scenario.
+faults: $(STAMP)
+	$(BIN)/python -m pytest tests/faults -q
 
 # Every function of template.yaml through `sam local invoke`, from the `sam build` artifact, against the local
 # stack (README: "make lambda-test"). SAM CLI pins many packages, so it lives in a venv of its own (reinstalled
