@@ -34,8 +34,9 @@ def redeliver(system: Any, queue_id: str, *, rounds: int = MAX_RECEIVES + 1,
         system.clock.advance(between)
 
 
-def delivered_per_chat(system: Any) -> Counter[int]:
-    return Counter(int(call.params["chat_id"]) for call in system.telegram.calls
+def delivered_per_chat(system_or_standin: Any) -> Counter[int]:
+    telegram = getattr(system_or_standin, "telegram", system_or_standin)
+    return Counter(int(call.params["chat_id"]) for call in telegram.calls
                    if call.method == "sendMessage" and call.status == 200)
 
 
