@@ -20,6 +20,8 @@ RETENTION_FLOORS: dict[str, tuple[int, str]] = {
         "Telegram retries an update for up to 24 hours, and an update pruned before that would be processed"
         " again",
     ),
+    # A standard queue's DLQ counts retention from the first enqueue, and a redrive enqueues the message anew:
+    # https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-configure-dead-letter-queue-redrive.html
     "notifications_retention_days": (
         18,
         "a message can come back for 18 days: 14 in its queue and DLQ (a standard queue's DLQ counts from the"
