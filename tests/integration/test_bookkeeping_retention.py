@@ -59,7 +59,7 @@ def test_processed_updates_older_than_a_week_are_pruned_and_younger_ones_kept(sy
     assert [u for (u,) in run_sql("SELECT update_id FROM processed_updates ORDER BY 1")] == [3, 4]
 
 
-def test_notifications_past_retention_are_pruned_but_a_sending_claim_and_a_late_send_are_kept(system):
+def test_notifications_prunable_are_pruned_but_a_sending_claim_and_a_late_send_are_kept(system):
     _notification("sent-old", "sent", 31, sent_days=31)
     _notification("dropped-old", "dropped", 40)
     _notification("failed-old", "failed", 40)
@@ -74,7 +74,7 @@ def test_notifications_past_retention_are_pruned_but_a_sending_claim_and_a_late_
     assert kept == {"sending-old", "sent-late", "sent-young"}
 
 
-def test_job_runs_past_retention_are_pruned_but_running_runs_and_each_jobs_latest_run_are_kept(system):
+def test_job_runs_prunable_are_pruned_but_running_runs_and_each_jobs_latest_run_are_kept(system):
     _job_run("check_budget_limits", "succeeded", 100)
     _job_run("check_budget_limits", "failed", 95)
     _job_run("check_budget_limits", "succeeded", 89)
@@ -137,7 +137,7 @@ def test_pruning_stops_at_the_soft_limit_and_its_continuation_finishes_it(system
     assert details["continuations"] == drained.processed
 
 
-def test_ops_status_shows_each_bookkeeping_tables_rows_oldest_row_and_rows_past_retention(system, capsys):
+def test_ops_status_shows_each_bookkeeping_tables_rows_oldest_row_and_prunable_rows(system, capsys):
     from expensebot_tools.cli import main
 
     # `ops status` runs on the real clock: ages are counted back from now.
@@ -145,18 +145,20 @@ def test_ops_status_shows_each_bookkeeping_tables_rows_oldest_row_and_rows_past_
     oldest_update = now - timedelta(days=9)
     run_sql("INSERT INTO processed_updates (update_id, processed_at, outcome) VALUES (1, %s, 'handled'),"
             " (2, %s, 'handled'), (3, %s, 'handled')", (oldest_update, now - timedelta(days=8), now))
+    # Past its retention but a claim in progress: counted as a row, not as prunable.
     run_sql("INSERT INTO notifications (dedupe_key, kind, chat_id, status, created_at)"
-            " VALUES ('a', 'debug', 1, 'sent', %s)", (now - timedelta(days=1),))
+            " VALUES ('a', 'debug', 1, 'sent', %s), ('b', 'debug', 1, 'sending', %s)",
+            (now - timedelta(days=1), now - timedelta(days=40)))
 
     capsys.readouterr()
     assert main(["ops", "status", "--json"]) == 0
     sizes = {row["table"]: row for row in json.loads(capsys.readouterr().out)["bookkeeping"]}
 
     assert set(sizes) == {"processed_updates", "notifications", "job_runs"}
-    assert (sizes["processed_updates"]["rows"], sizes["processed_updates"]["past_retention"]) == (3, 2)
+    assert (sizes["processed_updates"]["rows"], sizes["processed_updates"]["prunable"]) == (3, 2)
     assert datetime.fromisoformat(sizes["processed_updates"]["oldest"]) == oldest_update
     assert sizes["processed_updates"]["retention_days"] == 7
-    assert (sizes["notifications"]["rows"], sizes["notifications"]["past_retention"]) == (1, 0)
+    assert (sizes["notifications"]["rows"], sizes["notifications"]["prunable"]) == (2, 0)
     assert (sizes["job_runs"]["rows"], sizes["job_runs"]["oldest"]) == (0, None)
 
     assert main(["ops", "status"]) == 0

@@ -8,7 +8,7 @@ TELEGRAM_*; AWS_ENDPOINT_URL for a local moto server, which boto3 honours by its
   count as a receive and bring a message nearer its DLQ, so it is left to the dashboard.
 - `status`: the queues, plus job runs in progress and the latest ones from the ledger
   (`celery inspect active/stats`), a 'running' run past the hard time limit marked as lost, and the size of
-  each bookkeeping table (rows, oldest row, rows older than its retention).
+  each bookkeeping table (rows, oldest row, rows past retention the cleanup would prune).
 - `purge QUEUE [--dlq] [--yes]`: empties a queue, or its DLQ, after a confirmation.
 - `dlq show QUEUE`: peeks at the DLQ's messages with the `task` and `error` attributes the worker wrote,
   making them visible again at once, so nothing is consumed.
@@ -185,8 +185,8 @@ def _print_runs(rows: list[dict[str, Any]], tz: Any) -> None:
 
 
 def bookkeeping_rows(runtime: Any) -> list[dict[str, Any]]:
-    """Each bookkeeping table's rows, oldest row, retention and rows older than it: a table that keeps growing,
-    or rows long past retention, says the Sunday cleanup is not keeping up (or not running)."""
+    """Each bookkeeping table's rows, oldest row, retention, and the rows the cleanup would prune now: a count
+    that stays high after a Sunday says the cleanup is not keeping up (or not running)."""
     from dataclasses import asdict
 
     from expensebot.retention import table_sizes
@@ -197,8 +197,8 @@ def bookkeeping_rows(runtime: Any) -> list[dict[str, Any]]:
 def _print_bookkeeping(rows: list[dict[str, Any]], tz: Any) -> None:
     print_table(
         f"Bookkeeping tables, pruned by the Sunday cleanup (times in {tz.key})",
-        ["table", "rows", "oldest row", "retention days", "older than retention"],
-        [[r["table"], r["rows"], _when(r["oldest"], tz), r["retention_days"], r["past_retention"]] for r in rows],
+        ["table", "rows", "oldest row", "retention days", "prunable now"],
+        [[r["table"], r["rows"], _when(r["oldest"], tz), r["retention_days"], r["prunable"]] for r in rows],
     )
 
 

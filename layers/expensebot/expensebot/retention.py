@@ -28,66 +28,62 @@ LOCK_TIMEOUT = "2s"
 @dataclass(frozen=True)
 class BookkeepingTable:
     name: str
+    key: str  # the primary key, by which a batch's rows are deleted
     time_column: str  # the row's age, and the order of pruning (each has an index: migration 0008)
     setting: str  # the Settings field holding its retention in days
-    delete_batch: str  # deletes at most %(batch_size)s prunable rows older than %(cutoff)s, oldest first
+    # Which rows may go: SQL over the table aliased `t`, with {cutoff} for the table's cutoff parameter. One
+    # predicate serves the cleanup's deletes and `ops status`'s count, so the two cannot disagree.
+    prunable: str
 
     def retention_days(self, settings: Settings) -> int:
         return int(getattr(settings, self.setting))
 
+    def prunable_where(self, cutoff_parameter: str = "cutoff") -> str:
+        return self.prunable.format(cutoff=f"%({cutoff_parameter})s")
 
-# Every statement: the oldest rows first through the time column's index, SKIP LOCKED so that a row someone
-# is writing (a claim being confirmed) is left for next time rather than waited for.
+    def delete_batch(self) -> str:
+        """Deletes at most %(batch_size)s prunable rows, the oldest first through the time column's index;
+        SKIP LOCKED leaves a row someone is writing (a claim being confirmed) for next time, unwaited for."""
+        return (
+            f"DELETE FROM {self.name} WHERE {self.key} IN ("
+            f"SELECT t.{self.key} FROM {self.name} t WHERE {self.prunable_where()}"
+            f" ORDER BY t.{self.time_column} LIMIT %(batch_size)s FOR UPDATE SKIP LOCKED)"
+        )
+
+
 BOOKKEEPING_TABLES = (
     BookkeepingTable(
         name="processed_updates",
+        key="update_id",
         time_column="processed_at",
         setting="processed_updates_retention_days",
-        delete_batch="""
-DELETE FROM processed_updates
- WHERE update_id IN (SELECT update_id FROM processed_updates
-                      WHERE processed_at < %(cutoff)s
-                      ORDER BY processed_at
-                      LIMIT %(batch_size)s
-                      FOR UPDATE SKIP LOCKED)
-""",
+        prunable="t.processed_at < {cutoff}",
     ),
     BookkeepingTable(
         name="notifications",
+        key="id",
         time_column="created_at",
         setting="notifications_retention_days",
         # A `sending` claim is a send in progress (or a crashed one whose redelivery will send it): kept. A
         # message that failed, was held back or was sent late in its life counts from its send, the latest
         # time it is known to have been alive. Listed statuses, so a status added later is kept until
         # someone decides about it.
-        delete_batch="""
-DELETE FROM notifications
- WHERE id IN (SELECT id FROM notifications
-               WHERE created_at < %(cutoff)s
-                 AND (sent_at IS NULL OR sent_at < %(cutoff)s)
-                 AND status IN ('sent', 'dropped', 'failed', 'held')
-               ORDER BY created_at
-               LIMIT %(batch_size)s
-               FOR UPDATE SKIP LOCKED)
-""",
+        prunable=(
+            "t.created_at < {cutoff} AND (t.sent_at IS NULL OR t.sent_at < {cutoff})"
+            " AND t.status IN ('sent', 'dropped', 'failed', 'held')"
+        ),
     ),
     BookkeepingTable(
         name="job_runs",
+        key="id",
         time_column="started_at",
         setting="job_runs_retention_days",
         # Only finished runs, and never a job's latest: `ops schedules` and `ops doctor` show each job's last
         # run, however long ago its schedule was disabled. The newer run is found through (job, started_at).
-        delete_batch="""
-DELETE FROM job_runs
- WHERE id IN (SELECT r.id FROM job_runs r
-               WHERE r.started_at < %(cutoff)s
-                 AND r.status IN ('succeeded', 'failed')
-                 AND EXISTS (SELECT 1 FROM job_runs newer
-                              WHERE newer.job = r.job AND newer.started_at > r.started_at)
-               ORDER BY r.started_at
-               LIMIT %(batch_size)s
-               FOR UPDATE SKIP LOCKED)
-""",
+        prunable=(
+            "t.started_at < {cutoff} AND t.status IN ('succeeded', 'failed')"
+            " AND EXISTS (SELECT 1 FROM job_runs newer WHERE newer.job = t.job AND newer.started_at > t.started_at)"
+        ),
     ),
 )
 
@@ -101,7 +97,7 @@ def prune_batch(runtime: Runtime, table: BookkeepingTable, cutoff: datetime, bat
     """One short transaction: deletes up to batch_size of the table's oldest prunable rows before cutoff."""
     with runtime.db.transaction() as cur:
         cur.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
-        cur.execute(table.delete_batch, {"cutoff": cutoff, "batch_size": batch_size})
+        cur.execute(table.delete_batch(), {"cutoff": cutoff, "batch_size": batch_size})
         return int(cur.rowcount)
 
 
@@ -133,16 +129,16 @@ class TableSize:
     rows: int
     oldest: datetime | None
     retention_days: int
-    past_retention: int  # rows older than the retention now: what the next cleanup will look at
+    prunable: int  # rows the cleanup would prune now (past retention, and not kept for a reason)
 
 
 def table_sizes(runtime: Runtime) -> list[TableSize]:
-    """Row count, oldest row and rows past retention of each bookkeeping table, in one statement (an exact
-    count: with retention these tables stay small enough to count)."""
+    """Row count, oldest row and prunable rows of each bookkeeping table, in one statement (an exact count:
+    with retention these tables stay small enough to count)."""
     now = runtime.clock.now()
     parts = [
-        f"SELECT '{t.name}' AS name, count(*) AS total, min({t.time_column}) AS oldest,"
-        f" count(*) FILTER (WHERE {t.time_column} < %({t.name})s) AS past_retention FROM {t.name}"
+        f"SELECT '{t.name}' AS name, count(*) AS total, min(t.{t.time_column}) AS oldest,"
+        f" count(*) FILTER (WHERE {t.prunable_where(t.name)}) AS prunable FROM {t.name} t"
         for t in BOOKKEEPING_TABLES
     ]
     cutoffs = bookkeeping_cutoffs(now, runtime.settings)
@@ -153,7 +149,7 @@ def table_sizes(runtime: Runtime) -> list[TableSize]:
             rows=int(rows[t.name]["total"]),
             oldest=rows[t.name]["oldest"],
             retention_days=t.retention_days(runtime.settings),
-            past_retention=int(rows[t.name]["past_retention"]),
+            prunable=int(rows[t.name]["prunable"]),
         )
         for t in BOOKKEEPING_TABLES
     ]
