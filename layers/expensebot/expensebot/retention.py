@@ -43,11 +43,14 @@ class BookkeepingTable:
 
     def delete_batch(self) -> str:
         """Deletes at most %(batch_size)s prunable rows, the oldest first through the time column's index;
-        SKIP LOCKED leaves a row someone is writing (a claim being confirmed) for next time, unwaited for."""
+        SKIP LOCKED leaves a row someone is writing (a claim being confirmed) for next time, unwaited for.
+        `= ANY(ARRAY(...))` makes the delete fetch the batch's rows by primary key: with `IN (...)` the
+        planner hashed the batch and read the whole table for every batch (65 ms instead of 11 ms a batch of
+        5,000 at 200,000 rows, growing with the table)."""
         return (
-            f"DELETE FROM {self.name} WHERE {self.key} IN ("
+            f"DELETE FROM {self.name} WHERE {self.key} = ANY(ARRAY("
             f"SELECT t.{self.key} FROM {self.name} t WHERE {self.prunable_where()}"
-            f" ORDER BY t.{self.time_column} LIMIT %(batch_size)s FOR UPDATE SKIP LOCKED)"
+            f" ORDER BY t.{self.time_column} LIMIT %(batch_size)s FOR UPDATE SKIP LOCKED))"
         )
 
 
@@ -79,10 +82,13 @@ BOOKKEEPING_TABLES = (
         time_column="started_at",
         setting="job_runs_retention_days",
         # Only finished runs, and never a job's latest: `ops schedules` and `ops doctor` show each job's last
-        # run, however long ago its schedule was disabled. The newer run is found through (job, started_at).
+        # run, however long ago its schedule was disabled. The job's latest start is a subquery per candidate
+        # row (the planner walks started_at backwards to the job's newest run): 31 ms a batch of 5,000 at
+        # 50,000 runs. Written as EXISTS (a newer run of the same job) the planner hash-joined the table with
+        # itself on job instead: 24 s for the same batch.
         prunable=(
             "t.started_at < {cutoff} AND t.status IN ('succeeded', 'failed')"
-            " AND EXISTS (SELECT 1 FROM job_runs newer WHERE newer.job = t.job AND newer.started_at > t.started_at)"
+            " AND t.started_at < (SELECT max(latest.started_at) FROM job_runs latest WHERE latest.job = t.job)"
         ),
     ),
 )
