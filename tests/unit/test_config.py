@@ -133,3 +133,44 @@ def test_an_empty_variable_counts_as_unset_because_the_template_declares_local_o
     settings = Settings(_env_file=None)
     assert settings.budget_thresholds == [80, 90, 100]
     assert settings.telegram_bot_token is None
+
+
+def test_the_bookkeeping_retentions_default_to_a_week_a_month_and_a_quarter() -> None:
+    settings = build()
+
+    assert settings.processed_updates_retention_days == 7
+    assert settings.notifications_retention_days == 30
+    assert settings.job_runs_retention_days == 90
+
+
+@pytest.mark.parametrize(
+    ("variable", "floor", "reason"),
+    [
+        ("PROCESSED_UPDATES_RETENTION_DAYS", 1, "Telegram retries an update for up to 24 hours"),
+        ("NOTIFICATIONS_RETENTION_DAYS", 18, "then a redrive gives it its queue's 4 days afresh"),
+        ("JOB_RUNS_RETENTION_DAYS", 32, "a continuation can come back for 18 days"),
+    ],
+)
+def test_a_bookkeeping_retention_below_its_floor_is_refused_saying_why(
+    monkeypatch: pytest.MonkeyPatch, variable: str, floor: int, reason: str
+) -> None:
+    monkeypatch.setenv(variable, str(floor - 1))
+
+    with pytest.raises(ValidationError) as caught:
+        build()
+
+    assert variable in str(caught.value)
+    assert f"below the minimum of {floor}" in str(caught.value)
+    assert reason in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("variable", "floor"),
+    [("PROCESSED_UPDATES_RETENTION_DAYS", 1), ("NOTIFICATIONS_RETENTION_DAYS", 18), ("JOB_RUNS_RETENTION_DAYS", 32)],
+)
+def test_a_bookkeeping_retention_at_its_floor_is_accepted(
+    monkeypatch: pytest.MonkeyPatch, variable: str, floor: int
+) -> None:
+    monkeypatch.setenv(variable, str(floor))
+
+    assert getattr(build(), variable.lower()) == floor

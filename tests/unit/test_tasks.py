@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime
-from typing import Any, cast
+from typing import Any, cast, get_args
 
 import pytest
 from pydantic import BaseModel
@@ -139,3 +139,76 @@ def test_each_message_gets_its_own_id() -> None:
     second = TaskMessage(task="notifications.send_budget_alert")
 
     assert first.id != second.id
+
+
+def test_a_body_without_an_id_gets_the_same_id_on_every_delivery() -> None:
+    # SQS redelivers, and copies, a body byte for byte; each delivery parses it anew.
+    body = json.dumps({"task": "default.debug_task", "args": {"chat_id": 42}})
+
+    first, second = parse_message(body), parse_message(body)
+
+    assert first.id == second.id
+    assert first.id.startswith("body-")
+
+
+def test_bodies_without_an_id_that_differ_get_different_ids() -> None:
+    first = parse_message(json.dumps({"task": "default.debug_task", "args": {"note": "a"}}))
+    second = parse_message(json.dumps({"task": "default.debug_task", "args": {"note": "b"}}))
+
+    assert first.id != second.id
+
+
+def test_a_body_with_an_id_keeps_it() -> None:
+    message = parse_message(json.dumps({"task": "default.debug_task", "id": "set-at-enqueue"}))
+
+    assert message.id == "set-at-enqueue"
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [model for arg in get_args(annotation) for model in _models_in(arg)]
+
+
+def _default_factories(model: type[BaseModel], seen: set[type[BaseModel]]) -> dict[str, Any]:
+    if model in seen:
+        return {}
+    seen.add(model)
+    factories = {}
+    for name, field in model.model_fields.items():
+        if field.default_factory is not None:
+            factories[f"{model.__name__}.{name}"] = field.default_factory
+        for nested in _models_in(field.annotation):
+            factories.update(_default_factories(nested, seen))
+    return factories
+
+
+def test_no_task_argument_defaults_to_a_value_made_up_at_delivery() -> None:
+    # A worker validates a message's arguments on every delivery: a default that differs between two calls
+    # (a uuid, the time) would differ between two deliveries of one message, and so would any dedupe key
+    # built from it.
+    seen: set[type[BaseModel]] = set()
+    factories = {
+        name: factory for registered in registry().values()
+        for name, factory in _default_factories(registered.args_model, seen).items()
+    }
+
+    varying = sorted(name for name, factory in factories.items() if factory() != factory())
+
+    assert varying == []
+
+
+def test_a_debug_request_without_a_request_id_takes_the_id_of_its_message() -> None:
+    request = lookup("default.debug_task").args_model.model_validate(
+        {"chat_id": 42}, context={"message_id": "m-1"}
+    )
+
+    assert request.request_id == "m-1"
+
+
+def test_a_debug_request_keeps_its_own_request_id_over_its_messages() -> None:
+    request = lookup("default.debug_task").args_model.model_validate(
+        {"chat_id": 42, "request_id": "r-1"}, context={"message_id": "m-1"}
+    )
+
+    assert request.request_id == "r-1"

@@ -289,6 +289,37 @@ def test_the_soft_time_limit_comes_from_a_parameter_defaulting_to_300_seconds(te
         assert "SOFT_TIME_LIMIT_SECONDS" not in _own_variables(template, function_id), function_id
 
 
+RETENTION_PARAMETERS = {
+    "ProcessedUpdatesRetentionDays": "processed_updates_retention_days",
+    "NotificationsRetentionDays": "notifications_retention_days",
+    "JobRunsRetentionDays": "job_runs_retention_days",
+}
+
+
+@pytest.mark.parametrize(("parameter", "field"), RETENTION_PARAMETERS.items())
+def test_each_bookkeeping_retention_parameter_has_the_settings_floor_and_default_and_reaches_every_function(
+    template, parameter, field
+):
+    from expensebot.config import RETENTION_FLOORS, Settings
+
+    spec = template.raw["Parameters"][parameter]
+    assert int(spec["MinValue"]) == RETENTION_FLOORS[field][0]
+    assert int(spec["Default"]) == Settings.model_fields[field].default
+    assert _global_variables(template).get(Settings.model_fields[field].validation_alias) == {"Ref": parameter}
+
+
+def test_the_notifications_floor_covers_a_message_in_its_dlq_then_redriven_to_its_queue(template):
+    # A standard queue's DLQ keeps a message for its retention counted from the first enqueue; a redrive
+    # gives it its queue's retention afresh (SQS Developer Guide, "dead-letter queue retention").
+    from expensebot.config import RETENTION_FLOORS
+
+    def retention(queue_id: str) -> int:
+        return int(template.queues[queue_id]["Properties"]["MessageRetentionPeriod"])
+
+    longest = max(retention(_dead_letter_queue_of(template, q)) + retention(q) for q in CELERY_QUEUES)
+    assert RETENTION_FLOORS["notifications_retention_days"][0] * 86400 >= longest
+
+
 # ---------------------------------------------------------------- least privilege and secrets
 
 

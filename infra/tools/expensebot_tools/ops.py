@@ -7,7 +7,8 @@ TELEGRAM_*; AWS_ENDPOINT_URL for a local moto server, which boto3 honours by its
   oldest message is CloudWatch's ApproximateAgeOfOldestMessage, not a queue attribute; peeking would
   count as a receive and bring a message nearer its DLQ, so it is left to the dashboard.
 - `status`: the queues, plus job runs in progress and the latest ones from the ledger
-  (`celery inspect active/stats`), a 'running' run past the hard time limit marked as lost.
+  (`celery inspect active/stats`), a 'running' run past the hard time limit marked as lost, and the size of
+  each bookkeeping table (rows, oldest row, rows past retention the cleanup would prune).
 - `purge QUEUE [--dlq] [--yes]`: empties a queue, or its DLQ, after a confirmation.
 - `dlq show QUEUE`: peeks at the DLQ's messages with the `task` and `error` attributes the worker wrote,
   making them visible again at once, so nothing is consumed.
@@ -183,16 +184,36 @@ def _print_runs(rows: list[dict[str, Any]], tz: Any) -> None:
     )
 
 
+def bookkeeping_rows(runtime: Any) -> list[dict[str, Any]]:
+    """Each bookkeeping table's rows, oldest row, retention, and the rows the cleanup would prune now: a count
+    that stays high after a Sunday says the cleanup is not keeping up (or not running)."""
+    from dataclasses import asdict
+
+    from expensebot.retention import table_sizes
+
+    return [asdict(size) for size in table_sizes(runtime)]
+
+
+def _print_bookkeeping(rows: list[dict[str, Any]], tz: Any) -> None:
+    print_table(
+        f"Bookkeeping tables, pruned by the Sunday cleanup (times in {tz.key})",
+        ["table", "rows", "oldest row", "retention days", "prunable now"],
+        [[r["table"], r["rows"], _when(r["oldest"], tz), r["retention_days"], r["prunable"]] for r in rows],
+    )
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     with opened_runtime() as runtime:
         queues = queue_rows(runtime)
         runs = job_run_rows(runtime, limit=args.limit)
+        bookkeeping = bookkeeping_rows(runtime)
         tz = runtime.settings.tz
     if args.json:
-        print_json({"queues": queues, "job_runs": runs})
+        print_json({"queues": queues, "job_runs": runs, "bookkeeping": bookkeeping})
         return 0
     _print_queues(queues)
     _print_runs(runs, tz)
+    _print_bookkeeping(bookkeeping, tz)
     return 0
 
 

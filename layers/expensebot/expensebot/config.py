@@ -6,10 +6,35 @@ from functools import cached_property
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 QUEUE_NAMES = ("default", "reports", "recurring", "maintenance", "notifications")
+
+# The bookkeeping tables exist to turn a duplicate into a no-op, so each keeps its rows at least as long as
+# a duplicate can still arrive; a shorter retention is refused with the reason (README: "Bookkeeping
+# retention"). The template's parameters carry the same floors as their MinValue.
+RETENTION_FLOORS: dict[str, tuple[int, str]] = {
+    "processed_updates_retention_days": (
+        1,
+        "Telegram retries an update for up to 24 hours, and an update pruned before that would be processed"
+        " again",
+    ),
+    # A standard queue's DLQ counts retention from the first enqueue, and a redrive enqueues the message anew:
+    # https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-configure-dead-letter-queue-redrive.html
+    "notifications_retention_days": (
+        18,
+        "a message can come back for 18 days: 14 in its queue and DLQ (a standard queue's DLQ counts from the"
+        " first enqueue), then a redrive gives it its queue's 4 days afresh; a claim pruned before that sends"
+        " the message again",
+    ),
+    "job_runs_retention_days": (
+        32,
+        "the ledger is the schedules' only history: a continuation can come back for 18 days and claims its"
+        " step in its run's row, a failed schedule event waits 14 days in its DLQ, and a month's runs (the"
+        " month-end report's slot) must stay visible to ops and doctor through the next month",
+    ),
+}
 
 
 def _whole_numbers(value: object, *, signed: bool, what: str) -> object:
@@ -85,6 +110,12 @@ class Settings(BaseSettings):
     # function timeout, Celery's task_time_limit).
     hard_time_limit_seconds: int = Field(600, ge=1, le=900, validation_alias="HARD_TIME_LIMIT_SECONDS")
 
+    # How long the bookkeeping tables keep a row; RETENTION_FLOORS says why each has a minimum. The Sunday
+    # cleanup prunes them in batches of CLEANUP_BATCH_SIZE.
+    processed_updates_retention_days: int = Field(7, le=36500, validation_alias="PROCESSED_UPDATES_RETENTION_DAYS")
+    notifications_retention_days: int = Field(30, le=36500, validation_alias="NOTIFICATIONS_RETENTION_DAYS")
+    job_runs_retention_days: int = Field(90, le=36500, validation_alias="JOB_RUNS_RETENTION_DAYS")
+
     # Rows per cleanup transaction: each batch must stay well under a second (make bench BENCH=cleanup).
     cleanup_batch_size: int = Field(5_000, ge=1, le=100_000, validation_alias="CLEANUP_BATCH_SIZE")
 
@@ -117,6 +148,14 @@ class Settings(BaseSettings):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r}: use an IANA name such as Europe/Moscow") from exc
+        return value
+
+    @field_validator(*RETENTION_FLOORS)
+    @classmethod
+    def _not_below_its_floor(cls, value: int, info: ValidationInfo) -> int:
+        floor, why = RETENTION_FLOORS[str(info.field_name)]
+        if value < floor:
+            raise ValueError(f"{value} days is below the minimum of {floor}: {why}")
         return value
 
     @field_validator("admin_chat_ids", mode="before")

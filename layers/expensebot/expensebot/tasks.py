@@ -4,6 +4,7 @@ looks the task up by name, validates the arguments against the task's model, and
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -21,7 +22,12 @@ ArgsT = TypeVar("ArgsT", bound=BaseModel)
 
 
 class TaskMessage(BaseModel):
-    """The body of every SQS message the application sends."""
+    """The body of every SQS message the application sends.
+
+    `id` is made once, at enqueue, and travels in the body, so every delivery of the message (SQS
+    redeliveries, a copy held back and re-sent, a DLQ redrive) carries the same one: a task may key its
+    effect on it. A body that came without one (sent by hand) is given one derived from the body itself
+    (`parse_message`), never a fresh one per delivery."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -68,9 +74,12 @@ class Task(Generic[ArgsT]):
             )
         return [m.id for m in messages]
 
-    def run(self, runtime: Runtime, raw_args: dict[str, Any]) -> Any:
+    def run(self, runtime: Runtime, raw_args: dict[str, Any], *, message_id: str | None = None) -> Any:
+        """Validates the arguments and runs the task. The message's id goes to the validation as context,
+        so a model whose arguments may lack a key of their own takes the message's (DebugRequest) instead
+        of making one up at delivery, which every redelivery would do differently."""
         try:
-            args = self.args_model.model_validate(raw_args)
+            args = self.args_model.model_validate(raw_args, context={"message_id": message_id})
         except ValidationError as exc:
             raise InvalidMessage(f"{self.name}: invalid arguments: {_brief(exc)}") from exc
         return self.run_fn(runtime, args)
@@ -113,9 +122,20 @@ def registry() -> dict[str, Task[Any]]:
 
 def parse_message(body: str) -> TaskMessage:
     try:
-        return TaskMessage.model_validate_json(body)
+        message = TaskMessage.model_validate_json(body)
     except ValidationError as exc:
         raise InvalidMessage(f"not a task message: {_brief(exc)}") from exc
+    if "id" not in message.model_fields_set:
+        # The field's default would differ on each delivery of this body; its digest is the same on all of
+        # them and on every copy of it (SQS keeps a body byte for byte). Two bodies sent by hand that are
+        # identical are therefore one message: give each its own "id" to have both run.
+        message = message.model_copy(update={"id": body_digest(body)})
+    return message
+
+
+def body_digest(body: str) -> str:
+    """The id of a message that came without one: a digest of its body, as long as a uuid's hex."""
+    return "body-" + hashlib.sha256(body.encode()).hexdigest()[:32]
 
 
 def lookup(name: str) -> Task[Any]:

@@ -93,7 +93,7 @@ def _run(record: SQSRecord) -> Any:
             logger.warning("task arrived on another queue", extra={"queue": consumer_queue,
                                                                    "task_queue": registered.queue})
             metrics.add_metric(name="MisroutedTasks", unit="Count", value=1)
-        return registered.run(runtime, message.args)
+        return registered.run(runtime, message.args, message_id=message.id)
     except FINAL_ERRORS as exc:
         _park(runtime, record, exc, task_name)
         return None

@@ -6,7 +6,12 @@ short transaction (row locks only, no table lock), so the bot keeps writing whil
 When the soft time limit is near, the run stops between batches and enqueues its continuation on the
 maintenance queue with the same cutoff; the continuation does the same until nothing is left. Every
 deleted row is added to the run's `deleted` counter in the ledger, so the run reports its whole count.
-Nothing at or after the cutoff is ever touched: the cutoff is fixed once, by the run's slot."""
+Nothing at or after the cutoff is ever touched: the cutoff is fixed once, by the run's slot.
+
+Once the expenses are done it prunes the bookkeeping tables the same way (retention.py): processed_updates,
+notifications and job_runs past their own retention settings, each batch counted in the run's details as
+`<table>_deleted`. Their cutoffs, fixed by the slot too, travel in the continuation; a continuation
+enqueued before this existed carries none and prunes nothing (the next Sunday does)."""
 
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from pydantic import AwareDatetime, Field
 
 from expensebot.bootstrap import Runtime
 from expensebot.observability import logger, metrics
+from expensebot.retention import bookkeeping_cutoffs, prune_until_done_or_deadline
 from expensebot.scheduling import (
     Continuation,
     Deadline,
@@ -49,6 +55,8 @@ class CleanupContinuation(Continuation):
 
     cutoff: AwareDatetime
     batch_size: int = Field(DEFAULT_BATCH_SIZE, ge=1, le=100_000)
+    # Per bookkeeping table, the instant before which its rows are past retention.
+    bookkeeping_cutoffs: dict[str, AwareDatetime] = Field(default_factory=dict)
 
 
 # Oldest first through the spent_at index; SKIP LOCKED lets two copies of a continuation (a duplicate
@@ -89,33 +97,54 @@ def delete_until_done_or_deadline(
     return deleted, True
 
 
+def _cleanup_until_done_or_deadline(
+    runtime: Runtime, cutoff: datetime, pruning: dict[str, datetime], deadline: Deadline, batch_size: int
+) -> tuple[dict[str, int], bool]:
+    """The expenses first, then the bookkeeping tables; returns the run's counters and whether work remains."""
+    deleted, unfinished = delete_until_done_or_deadline(runtime, cutoff, deadline, batch_size)
+    counters = {"deleted": deleted}
+    if not unfinished:
+        pruned, unfinished = prune_until_done_or_deadline(runtime, pruning, deadline, batch_size)
+        counters.update({f"{table}_deleted": rows for table, rows in pruned.items()})
+    return counters, unfinished
+
+
 @job(JOB, queue="maintenance", schedule="Sunday 03:00")
 def cleanup_old_expenses(runtime: Runtime, ctx: JobContext) -> JobResult:
     cutoff = cleanup_cutoff(ctx.slot, runtime.settings.retention_days)
+    pruning = bookkeeping_cutoffs(ctx.slot, runtime.settings)
     expired = count_expired(runtime, cutoff)
     batch_size = runtime.settings.cleanup_batch_size
-    deleted, unfinished = delete_until_done_or_deadline(runtime, cutoff, ctx.deadline, batch_size)
-    # Counted before the continuation exists: it adds its own rows to the same counter, maybe before
+    counters, unfinished = _cleanup_until_done_or_deadline(runtime, cutoff, pruning, ctx.deadline, batch_size)
+    # Counted before the continuation exists: it adds its own rows to the same counters, maybe before
     # this run has finished.
-    add_to_run_counters(runtime, ctx.run_id, deleted=deleted)
-    metrics.add_metric(name="ExpensesDeleted", unit="Count", value=deleted)
+    add_to_run_counters(runtime, ctx.run_id, **counters)
+    _count_metrics(counters)
     enqueued = 0
     if unfinished:
-        rest = CleanupContinuation(cutoff=cutoff, job_run_id=ctx.run_id, batch_size=batch_size)
+        rest = CleanupContinuation(
+            cutoff=cutoff, job_run_id=ctx.run_id, batch_size=batch_size, bookkeeping_cutoffs=pruning
+        )
         enqueued = int(continue_run(runtime, rest, continue_cleanup))
-    logger.info("cleanup", extra={"cutoff": cutoff.isoformat(), "deleted": deleted, "continued": unfinished})
+    logger.info("cleanup", extra={"cutoff": cutoff.isoformat(), **counters, "continued": unfinished})
     return JobResult(planned=expired, enqueued=enqueued, details={"cutoff": cutoff.isoformat()})
+
+
+def _count_metrics(counters: dict[str, int]) -> None:
+    metrics.add_metric(name="ExpensesDeleted", unit="Count", value=counters["deleted"])
+    pruned = sum(rows for name, rows in counters.items() if name != "deleted")
+    metrics.add_metric(name="BookkeepingRowsDeleted", unit="Count", value=pruned)
 
 
 @task("maintenance.continue_cleanup", args=CleanupContinuation, job=JOB)
 def continue_cleanup(runtime: Runtime, continuation: CleanupContinuation) -> dict[str, int | bool]:
-    """Go on deleting expired expenses where a cleanup run stopped at its soft time limit."""
+    """Go on deleting expired expenses and bookkeeping rows where a cleanup run stopped at its soft time limit."""
     deadline = current_deadline(runtime.settings.soft_time_limit_seconds)
-    deleted, unfinished = delete_until_done_or_deadline(
-        runtime, continuation.cutoff, deadline, continuation.batch_size
+    counters, unfinished = _cleanup_until_done_or_deadline(
+        runtime, continuation.cutoff, dict(continuation.bookkeeping_cutoffs), deadline, continuation.batch_size
     )
-    add_to_run_counters(runtime, continuation.job_run_id, deleted=deleted)
-    metrics.add_metric(name="ExpensesDeleted", unit="Count", value=deleted)
+    add_to_run_counters(runtime, continuation.job_run_id, **counters)
+    _count_metrics(counters)
     if unfinished:
         continue_run(runtime, continuation.next_step(), continue_cleanup)
-    return {"deleted": deleted, "continued": unfinished}
+    return {**counters, "continued": unfinished}
