@@ -185,7 +185,7 @@ SELECT %(monthly_job)s, month + interval '1 month' - interval '4 hours',  -- the
  WHERE NOT EXISTS (SELECT 1 FROM job_runs r
                     WHERE r.job = %(monthly_job)s AND r.status = 'succeeded'
                       AND to_char(month, 'YYYY-MM') IN (r.details ->> 'month', r.details ->> 'caught_up'))
- ORDER BY slot DESC
+ ORDER BY slot DESC, job, status
  LIMIT 100
 """
 
