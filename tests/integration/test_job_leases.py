@@ -387,3 +387,18 @@ def test_a_month_end_that_succeeded_is_not_caught_up_again(system):
     outcome = _fire_reports(system, APRIL_FIRST_SLOT)
 
     assert outcome["details"] == {"skipped": "not the last day of the month"}
+
+
+def test_the_admin_report_counts_a_run_whose_lease_ran_out_as_failed_not_running(system):
+    from expensebot.jobs.admin_report import gather_admin_stats
+
+    as_of = datetime(2026, 3, 10, 10, 0, tzinfo=MOSCOW)
+    run_sql("INSERT INTO job_runs (job, slot, status, started_at, lease_until) VALUES"
+            " ('check_budget_limits', %(lost)s, 'running', %(lost)s, %(lost)s + interval '30 seconds'),"
+            " ('check_budget_limits', %(live)s, 'running', %(live)s, %(as_of)s + interval '20 seconds')",
+            {"lost": as_of - timedelta(hours=2), "live": as_of - timedelta(minutes=1), "as_of": as_of})
+
+    stats = gather_admin_stats(get_runtime(), as_of)
+
+    (budget,) = [runs for runs in stats.job_runs if runs.job == "check_budget_limits"]
+    assert (budget.runs, budget.failed, budget.running, budget.last_status) == (2, 1, 1, "running")
