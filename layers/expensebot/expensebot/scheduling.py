@@ -7,7 +7,7 @@ import json
 import os
 import traceback
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -92,11 +92,35 @@ def current_deadline(soft_limit_seconds: float) -> Deadline:
     return _task_deadline.get() or Deadline(soft_limit_seconds)
 
 
+# Units sent between two renewals of the run's lease: 100 SendMessageBatch calls, a few seconds against SQS,
+# far under the lease (a plan of 11,557 budget alerts takes longer than the lease to send in one go).
+KEEP_ALIVE_CHUNK = 1_000
+
+
+class EnqueuesMany(Protocol):
+    def delay_many(self, many: Any, *, runtime: Runtime | None = None, job_run_id: int | None = None) -> int: ...
+
+
+def _nothing() -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class JobContext:
     slot: datetime  # the scheduled time: the run's "now" for every rule, so a retry decides the same
     run_id: int
     deadline: Deadline
+    keep_alive: Callable[[], None] = _nothing  # renews the run's lease when due (RunLease.renew_if_due)
+
+    def enqueue(self, runtime: Runtime, task: EnqueuesMany, units: Sequence[Any]) -> int:
+        """Enqueues every unit, renewing the run's lease between chunks; returns how many were sent."""
+        enqueued = 0
+        for start in range(0, len(units), KEEP_ALIVE_CHUNK):
+            if start:
+                self.keep_alive()
+            enqueued += task.delay_many(units[start : start + KEEP_ALIVE_CHUNK], runtime=runtime,
+                                        job_run_id=self.run_id)
+        return enqueued
 
 
 @dataclass(frozen=True)
@@ -258,7 +282,8 @@ def run_scheduled_job(
     deadline = Deadline(runtime.settings.soft_time_limit_seconds, context, heartbeat=lease.renew_if_due)
     try:
         result = registered.run_fn(
-            runtime, JobContext(slot=invocation.scheduled_time, run_id=run_id, deadline=deadline)
+            runtime, JobContext(slot=invocation.scheduled_time, run_id=run_id, deadline=deadline,
+                                keep_alive=lease.renew_if_due)
         )
     except LeaseLost:
         return _superseded(registered.name, invocation, run_id)
