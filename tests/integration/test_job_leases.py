@@ -370,6 +370,35 @@ def test_a_catch_up_on_the_last_day_of_april_sends_march_then_april(system):
     assert [len(_reports_to(system, user_id)) for user_id in USERS[1:]] == [1, 1]
 
 
+class _NoTimeLeft:
+    def get_remaining_time_in_millis(self) -> int:
+        return 0
+
+
+def test_a_catch_up_stopped_at_its_soft_limit_continues_through_both_months(system, monkeypatch):
+    monkeypatch.setattr(monthly_reports, "ENQUEUE_CHUNK_SIZE", 2)
+    _users_who_spent_in_march(system)
+    run_sql("INSERT INTO expenses (user_id, amount, category, description, spent_at, created_at)"
+            " VALUES (1001, 70, 'cafe', 'x', %(at)s, %(at)s)", {"at": datetime(2026, 4, 5, 12, 0, tzinfo=MOSCOW)})
+    _fire_reports(system, datetime(2026, 3, 30, 20, 0, tzinfo=MOSCOW))
+    april_last = datetime(2026, 4, 30, 20, 0, tzinfo=MOSCOW)
+    system.clock.set(april_last)
+
+    # March's three reports, then April's one: the first chunk (two of March's) goes, then the soft limit.
+    outcome = run_scheduled_job(ScheduledInvocation(job="send_monthly_reports", scheduled_time=april_last),
+                                runtime=get_runtime(), context=_NoTimeLeft())
+    drained = system.drain("ReportsQueue")
+
+    assert (outcome.planned, outcome.enqueued, outcome.details["continued"]) == (4, 2, True)
+    assert drained.failed == 0
+    assert sorted(text.splitlines()[0] for text in _reports_to(system, 1001)) == [
+        "📊 Отчёт за апрель 2026", "📊 Отчёт за март 2026"
+    ]
+    assert [[text.splitlines()[0] for text in _reports_to(system, u)] for u in USERS[1:]] == [
+        ["📊 Отчёт за март 2026"], ["📊 Отчёт за март 2026"]
+    ]
+
+
 def test_a_first_deployment_after_a_month_end_does_not_report_the_month_before_it(system):
     _users_who_spent_in_march(system)  # the old system (Celery) may well have reported March already
 
