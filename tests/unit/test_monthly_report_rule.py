@@ -17,6 +17,7 @@ from expensebot.jobs.monthly_reports import (
     category_shares,
     is_last_day_of_month,
     month_due,
+    months_to_report,
     report_text,
 )
 
@@ -165,3 +166,21 @@ def test_the_english_report_is_in_english_with_english_numbers() -> None:
 
 def test_an_on_demand_report_of_a_month_without_expenses_says_so() -> None:
     assert report_text(_report({}, count=0), "en") == "📊 No expenses in March 2026."
+
+
+@pytest.mark.parametrize(
+    ("slot", "owed", "months"),
+    [
+        (datetime(2026, 4, 1, 20, 0, tzinfo=MOSCOW), True, [date(2026, 3, 1)]),
+        (datetime(2026, 4, 1, 20, 0, tzinfo=MOSCOW), False, []),
+        (datetime(2026, 4, 30, 20, 0, tzinfo=MOSCOW), True, [date(2026, 3, 1), date(2026, 4, 1)]),
+        (datetime(2026, 4, 30, 20, 0, tzinfo=MOSCOW), False, [date(2026, 4, 1)]),
+        # January's catch-up is December of the year before.
+        (datetime(2027, 1, 1, 20, 0, tzinfo=MOSCOW), True, [date(2026, 12, 1)]),
+        # 20:00 on 1 April in Los Angeles is already 2 April in UTC: the month is still read in the app's zone.
+        (datetime(2026, 4, 2, 3, 0, tzinfo=UTC), True, [date(2026, 3, 1)]),
+    ],
+)
+def test_a_slot_reports_the_owed_previous_month_first_then_its_own_on_the_last_day(slot, owed, months):
+    tz = LOS_ANGELES if slot.tzinfo is UTC else MOSCOW
+    assert months_to_report(slot, tz, previous_month_owed=owed) == months

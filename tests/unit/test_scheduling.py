@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from expensebot.scheduling import Deadline, ScheduledInvocation
+from expensebot import scheduling
+from expensebot.scheduling import Deadline, JobContext, ScheduledInvocation
 
 
 class FakeLambdaContext:
@@ -111,3 +112,36 @@ def test_less_lambda_time_than_the_margin_is_expired_at_once() -> None:
 
     assert deadline.expired()
     assert deadline.remaining() == 0
+
+
+def test_a_deadline_check_is_a_heartbeat_of_the_run() -> None:
+    beats: list[int] = []
+    deadline = Deadline(300, heartbeat=lambda: beats.append(1))
+
+    deadline.expired()
+    deadline.expired()
+
+    assert len(beats) == 2
+
+
+class RecordingTask:
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+
+    def delay_many(self, many: list[int], *, runtime: object = None, job_run_id: int | None = None) -> int:
+        self.batches.append(list(many))
+        return len(many)
+
+
+def test_a_job_enqueues_in_chunks_and_renews_its_lease_between_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(scheduling, "KEEP_ALIVE_CHUNK", 2)
+    renewals: list[int] = []
+    ctx = JobContext(slot=datetime(2026, 3, 31, 17, 0, tzinfo=UTC), run_id=7, deadline=Deadline(300),
+                     keep_alive=lambda: renewals.append(len(task.batches)))
+    task = RecordingTask()
+
+    enqueued = ctx.enqueue(None, task, [1, 2, 3, 4, 5])  # type: ignore[arg-type]
+
+    assert enqueued == 5
+    assert task.batches == [[1, 2], [3, 4], [5]]
+    assert renewals == [1, 2]  # between chunks: never before the first, never after the last

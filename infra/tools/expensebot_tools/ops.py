@@ -7,8 +7,10 @@ TELEGRAM_*; AWS_ENDPOINT_URL for a local moto server, which boto3 honours by its
   oldest message is CloudWatch's ApproximateAgeOfOldestMessage, not a queue attribute; peeking would
   count as a receive and bring a message nearer its DLQ, so it is left to the dashboard.
 - `status`: the queues, plus job runs in progress and the latest ones from the ledger
-  (`celery inspect active/stats`), a 'running' run past the hard time limit marked as lost, and the size of
-  each bookkeeping table (rows, oldest row, rows past retention the cleanup would prune).
+  (`celery inspect active/stats`), a 'running' run whose lease ran out marked as stale (its attempt died),
+  the missed slots: failed or stale runs no later attempt has turned into a success, and months whose
+  reports no run has sent; and the size of each bookkeeping table (rows, oldest row, rows past retention
+  the cleanup would prune).
 - `purge QUEUE [--dlq] [--yes]`: empties a queue, or its DLQ, after a confirmation.
 - `dlq show QUEUE`: peeks at the DLQ's messages with the `task` and `error` attributes the worker wrote,
   making them visible again at once, so nothing is consumed.
@@ -147,7 +149,7 @@ _RUNS = """
 SELECT id, job, slot, status, attempts, started_at, finished_at,
        EXTRACT(EPOCH FROM (finished_at - started_at))::float AS duration_seconds,
        planned, enqueued, details, error,
-       status = 'running' AND started_at < %(stale_before)s AS stale
+       status = 'running' AND COALESCE(lease_until, started_at + %(hard_limit)s) <= %(now)s AS stale
   FROM job_runs
  WHERE id IN (SELECT id FROM job_runs WHERE status = 'running'
               UNION ALL
@@ -157,10 +159,53 @@ SELECT id, job, slot, status, attempts, started_at, finished_at,
 
 
 def job_run_rows(runtime: Any, *, limit: int) -> list[dict[str, Any]]:
-    """Runs in progress and the latest `limit` runs; a run 'running' past the hard time limit is stale
-    (its function died: the seed's WorkerLostError) and the schedule's next retry may take it over."""
-    stale_before = runtime.clock.now() - timedelta(seconds=runtime.settings.hard_time_limit_seconds)
-    return [dict(row) for row in runtime.db.fetch_all(_RUNS, {"stale_before": stale_before, "limit": limit})]
+    """Runs in progress and the latest `limit` runs; a run 'running' whose lease ran out is stale (its
+    function died: the seed's WorkerLostError) and the slot's next delivery takes it over."""
+    params = {"now": runtime.clock.now(), "hard_limit": timedelta(seconds=runtime.settings.hard_time_limit_seconds),
+              "limit": limit}
+    return [dict(row) for row in runtime.db.fetch_all(_RUNS, params)]
+
+
+# Slots that never succeeded: a run failed, or stale (its lease ran out), that no later attempt of the same
+# slot turned into a success (a takeover reuses the slot's row, so a success replaces it here); and each
+# month, since the monthly report job first ran, whose reports no succeeded run covered (its last-day run
+# records `month`, a catch-up `caught_up`). Months are the session's, i.e. the application's zone.
+_MISSED_SLOTS = """
+SELECT job, slot, status, attempts, error,
+       CASE WHEN status = 'failed' THEN 'failed' ELSE 'stale: its attempt stopped renewing the lease' END
+           AS problem
+  FROM job_runs
+ WHERE status = 'failed'
+    OR (status = 'running' AND COALESCE(lease_until, started_at + %(hard_limit)s) <= %(now)s)
+UNION ALL
+SELECT %(monthly_job)s, month + interval '1 month' - interval '4 hours',  -- the last day's 20:00 slot
+       'no success', NULL, NULL,
+       'the reports of ' || to_char(month, 'YYYY-MM') || ' never went out'
+  FROM generate_series((SELECT date_trunc('month', min(slot)) FROM job_runs WHERE job = %(monthly_job)s),
+                       date_trunc('month', %(now)s::timestamptz) - interval '1 month', interval '1 month') month
+ WHERE NOT EXISTS (SELECT 1 FROM job_runs r
+                    WHERE r.job = %(monthly_job)s AND r.status = 'succeeded'
+                      AND to_char(month, 'YYYY-MM') IN (r.details ->> 'month', r.details ->> 'caught_up'))
+ ORDER BY slot DESC, job, status
+ LIMIT 100
+"""
+
+
+def missed_slot_rows(runtime: Any) -> list[dict[str, Any]]:
+    from expensebot.jobs.monthly_reports import JOB as MONTHLY_REPORTS
+
+    params = {"now": runtime.clock.now(), "hard_limit": timedelta(seconds=runtime.settings.hard_time_limit_seconds),
+              "monthly_job": MONTHLY_REPORTS}
+    return [dict(row) for row in runtime.db.fetch_all(_MISSED_SLOTS, params)]
+
+
+def _print_missed_slots(rows: list[dict[str, Any]], tz: Any) -> None:
+    print_table(
+        "Missed slots: never succeeded (`ops run JOB --slot SLOT` runs one; a month's reports are also caught "
+        "up by the next 20:00 run)",
+        ["job", "slot", "status", "attempts", "problem", "error"],
+        [[r["job"], _when(r["slot"], tz), r["status"], r["attempts"], r["problem"], r["error"]] for r in rows],
+    )
 
 
 def _when(value: datetime | None, tz: Any) -> str:
@@ -206,13 +251,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     with opened_runtime() as runtime:
         queues = queue_rows(runtime)
         runs = job_run_rows(runtime, limit=args.limit)
+        missed = missed_slot_rows(runtime)
         bookkeeping = bookkeeping_rows(runtime)
         tz = runtime.settings.tz
     if args.json:
-        print_json({"queues": queues, "job_runs": runs, "bookkeeping": bookkeeping})
+        print_json({"queues": queues, "job_runs": runs, "missed_slots": missed, "bookkeeping": bookkeeping})
         return 0
     _print_queues(queues)
     _print_runs(runs, tz)
+    _print_missed_slots(missed, tz)
     _print_bookkeeping(bookkeeping, tz)
     return 0
 

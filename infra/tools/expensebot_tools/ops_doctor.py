@@ -5,7 +5,7 @@ Checks: the database is reachable and migrated; every queue has a URL, exists, a
 empty; every registered task's queue has a URL (the seed's "Received unregistered task" / a task routed
 nowhere); the schedules (when Scheduler can be read) are enabled and all in the app's time zone; the bot
 token is valid (getMe); the webhook is set with no error in the last day (getWebhookInfo); no job's latest
-run failed; no run is still 'running' past the hard time limit (the seed's WorkerLostError).
+run failed; no run is still 'running' with its lease run out (the seed's WorkerLostError).
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ def telegram_checks(runtime: Any) -> list[Check]:
 
 _LATEST_RUNS = """
 SELECT DISTINCT ON (job) job, slot, status, started_at, error,
-       status = 'running' AND started_at < %(stale_before)s AS stale
+       status = 'running' AND COALESCE(lease_until, started_at + %(hard_limit)s) <= %(now)s AS stale
   FROM job_runs ORDER BY job, slot DESC
 """
 
@@ -153,8 +153,8 @@ SELECT DISTINCT ON (job) job, slot, status, started_at, error,
 def job_checks(runtime: Any) -> list[Check]:
     def probe() -> list[Check]:
         tz = runtime.settings.tz
-        stale_before = runtime.clock.now() - timedelta(seconds=runtime.settings.hard_time_limit_seconds)
-        rows = runtime.db.fetch_all(_LATEST_RUNS, {"stale_before": stale_before})
+        rows = runtime.db.fetch_all(_LATEST_RUNS, {
+            "now": runtime.clock.now(), "hard_limit": timedelta(seconds=runtime.settings.hard_time_limit_seconds)})
         failed = [r for r in rows if r["status"] == "failed"]
         stale = [r for r in rows if r["stale"]]
         checks = []
@@ -166,7 +166,7 @@ def job_checks(runtime: Any) -> list[Check]:
             slot = row["slot"].astimezone(tz).isoformat()
             checks.append(Check(f"job {row['job']}", False,
                                 f"run for slot {slot} still 'running' since {row['started_at'].astimezone(tz)}: "
-                                "its function died (timeout or out of memory)",
+                                "its attempt stopped renewing its lease (timeout, out of memory, database lost)",
                                 f"check the function's logs; `expensebot ops run {row['job']} --slot {slot}` "
                                 "takes the run over"))
         if not checks:

@@ -106,9 +106,13 @@ class Settings(BaseSettings):
         default_factory=lambda: [80, 90, 100], validation_alias="BUDGET_THRESHOLDS"
     )
     soft_time_limit_seconds: int = Field(300, ge=1, le=900, validation_alias="SOFT_TIME_LIMIT_SECONDS")
-    # How long job-run records count as "running" before a retry may take the slot over (the
-    # function timeout, Celery's task_time_limit).
+    # The function timeout (Celery's task_time_limit). A run opened before job leases existed counts as
+    # "running" this long.
     hard_time_limit_seconds: int = Field(600, ge=1, le=900, validation_alias="HARD_TIME_LIMIT_SECONDS")
+    # How long a job run's attempt holds its slot without renewing (scheduling.RunLease). Shorter than
+    # Lambda's first async retry (about a minute after a failed attempt), so that retry finds a dead
+    # attempt's lease expired; each step between two renewals must take well under it.
+    job_lease_seconds: int = Field(30, ge=5, le=300, validation_alias="JOB_LEASE_SECONDS")
 
     # How long the bookkeeping tables keep a row; RETENTION_FLOORS says why each has a minimum. The Sunday
     # cleanup prunes them in batches of CLEANUP_BATCH_SIZE.

@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import os
 import traceback
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -17,15 +18,17 @@ from typing import Any, Literal, Protocol, Self
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from expensebot.bootstrap import Runtime, get_runtime
-from expensebot.errors import ConfigurationError
+from expensebot.errors import ConfigurationError, DatabaseUnavailable, ExpenseBotError
 from expensebot.observability import logger, metrics
 
 
 class ScheduledInvocation(BaseModel):
     """The schedule's Input in template.yaml, with Scheduler's context attributes filled in.
 
-    The scheduled time is the same on every attempt of one run; the execution id changes with each
-    attempt, so the slot, never the execution id, identifies the run."""
+    The scheduled time is the same on every attempt of one run, so the slot identifies the run. The
+    execution id and attempt number are Scheduler's: they change when Scheduler retries a delivery that
+    failed, but Lambda's own async retries re-send the same event with the same ones, so neither can tell a
+    retry from a duplicate. They are only logged."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -46,16 +49,27 @@ class Deadline:
 
     CHECKPOINT_MARGIN_SECONDS = 20.0
 
-    def __init__(self, soft_limit_seconds: float, context: LambdaContextLike | None = None) -> None:
+    def __init__(
+        self,
+        soft_limit_seconds: float,
+        context: LambdaContextLike | None = None,
+        *,
+        heartbeat: Callable[[], None] | None = None,
+    ) -> None:
         budget = soft_limit_seconds
         if context is not None:
             budget = min(budget, context.get_remaining_time_in_millis() / 1000 - self.CHECKPOINT_MARGIN_SECONDS)
         self._ends_at = _monotonic() + max(0.0, budget)
+        self._heartbeat = heartbeat
 
     def remaining(self) -> float:
         return max(0.0, self._ends_at - _monotonic())
 
     def expired(self) -> bool:
+        # A job run checks its deadline between units of work: the same moments prove the attempt alive,
+        # so the run's lease is renewed here (raising LeaseLost when another attempt has taken it).
+        if self._heartbeat is not None:
+            self._heartbeat()
         return self.remaining() <= 0
 
 
@@ -78,11 +92,35 @@ def current_deadline(soft_limit_seconds: float) -> Deadline:
     return _task_deadline.get() or Deadline(soft_limit_seconds)
 
 
+# Units sent between two renewals of the run's lease: 100 SendMessageBatch calls, a few seconds against SQS,
+# far under the lease (a plan of 11,557 budget alerts takes longer than the lease to send in one go).
+KEEP_ALIVE_CHUNK = 1_000
+
+
+class EnqueuesMany(Protocol):
+    def delay_many(self, many: Any, *, runtime: Runtime | None = None, job_run_id: int | None = None) -> int: ...
+
+
+def _nothing() -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class JobContext:
     slot: datetime  # the scheduled time: the run's "now" for every rule, so a retry decides the same
     run_id: int
     deadline: Deadline
+    keep_alive: Callable[[], None] = _nothing  # renews the run's lease when due (RunLease.renew_if_due)
+
+    def enqueue(self, runtime: Runtime, task: EnqueuesMany, units: Sequence[Any]) -> int:
+        """Enqueues every unit, renewing the run's lease between chunks; returns how many were sent."""
+        enqueued = 0
+        for start in range(0, len(units), KEEP_ALIVE_CHUNK):
+            if start:
+                self.keep_alive()
+            enqueued += task.delay_many(units[start : start + KEEP_ALIVE_CHUNK], runtime=runtime,
+                                        job_run_id=self.run_id)
+        return enqueued
 
 
 @dataclass(frozen=True)
@@ -124,7 +162,9 @@ def jobs() -> dict[str, Job]:
 class JobOutcome(BaseModel):
     job: str
     slot: datetime
-    status: Literal["succeeded", "duplicate"]
+    # duplicate: another attempt holds the slot's live lease, or the slot already succeeded; superseded:
+    # this attempt stopped renewing in time and another took the run over, so this one stopped.
+    status: Literal["succeeded", "duplicate", "superseded"]
     run_id: int | None = None
     attempts: int | None = None
     planned: int = 0
@@ -132,19 +172,85 @@ class JobOutcome(BaseModel):
     details: dict[str, Any] = {}
 
 
-# Opens the run for a slot, or takes over a failed one, or one whose worker died (still 'running' after
-# the hard limit). A run that succeeded, or is running within its limit, is left alone: the caller
-# is a duplicate delivery.
+class LeaseLost(ExpenseBotError):
+    """Another attempt took this run over: this attempt let its lease run out (it stalled longer than the
+    lease between two renewals) and must stop, so two attempts never both work on one slot."""
+
+
+# Opens the run for a slot, or takes it over from an attempt that failed or whose lease ran out (it died,
+# or lost the database, before it could record 'failed'). A run that succeeded, or whose holder still
+# renews its lease, is left alone: the caller is a duplicate delivery. Under READ COMMITTED two deliveries
+# racing here serialise on the slot's row: the second sees the first's fresh lease and gets no row.
+# Rows without a lease (opened by code older than migration 0007) keep the old rule, the hard limit.
 _OPEN_RUN = """
-INSERT INTO job_runs (job, slot, status, attempts, execution_id, started_at)
-VALUES (%(job)s, %(slot)s, 'running', 1, %(execution_id)s, %(now)s)
+INSERT INTO job_runs (job, slot, status, attempts, execution_id, started_at, lease_holder, lease_until)
+VALUES (%(job)s, %(slot)s, 'running', 1, %(execution_id)s, %(now)s, %(holder)s, %(lease_until)s)
 ON CONFLICT ON CONSTRAINT job_runs_once_per_slot DO UPDATE
    SET status = 'running', attempts = job_runs.attempts + 1, execution_id = EXCLUDED.execution_id,
-       started_at = EXCLUDED.started_at, finished_at = NULL, error = NULL
+       started_at = EXCLUDED.started_at, finished_at = NULL, error = NULL,
+       lease_holder = EXCLUDED.lease_holder, lease_until = EXCLUDED.lease_until
  WHERE job_runs.status = 'failed'
-    OR (job_runs.status = 'running' AND job_runs.started_at < %(stale_before)s)
+    OR (job_runs.status = 'running'
+        AND COALESCE(job_runs.lease_until, job_runs.started_at + %(hard_limit)s) <= %(now)s)
 RETURNING id, attempts
 """
+
+_RENEW_LEASE = """
+UPDATE job_runs SET lease_until = %(lease_until)s
+ WHERE id = %(run_id)s AND lease_holder = %(holder)s AND status = 'running'
+RETURNING id
+"""
+
+
+class RunLease:
+    """An attempt's hold on its run: renewed at most every third of the lease, from the run's deadline
+    checks (between chunks and batches) and before the run is closed. Times come from the runtime's clock,
+    so the virtual clock of tests and the simulation moves leases as it moves schedules."""
+
+    def __init__(self, runtime: Runtime, run_id: int, holder: str, renewed_at: datetime) -> None:
+        self._runtime = runtime
+        self.run_id = run_id
+        self.holder = holder
+        self._seconds = timedelta(seconds=runtime.settings.job_lease_seconds)
+        self._renewed_at = renewed_at
+
+    def renew_if_due(self) -> None:
+        if self._runtime.clock.now() - self._renewed_at >= self._seconds / 3:
+            self.renew()
+
+    def renew(self) -> None:
+        now = self._runtime.clock.now()
+        with self._runtime.db.transaction() as cur:
+            cur.execute(_RENEW_LEASE, {"lease_until": now + self._seconds, "run_id": self.run_id,
+                                       "holder": self.holder})
+            held = cur.fetchone() is not None
+        if not held:
+            raise LeaseLost(f"job run {self.run_id} was taken over by another attempt")
+        self._renewed_at = now
+
+
+def open_run(runtime: Runtime, job_name: str, invocation: ScheduledInvocation) -> tuple[RunLease, int] | None:
+    """Opens or takes over the slot's run with a fresh lease; returns the lease and the attempt number, or
+    None when the delivery is a duplicate."""
+    now = runtime.clock.now()
+    holder = uuid.uuid4().hex  # this attempt's own token: execution ids repeat across Lambda's retries
+    with runtime.db.transaction() as cur:
+        cur.execute(
+            _OPEN_RUN,
+            {
+                "job": job_name,
+                "slot": invocation.scheduled_time,
+                "execution_id": invocation.execution_id,
+                "now": now,
+                "holder": holder,
+                "lease_until": now + timedelta(seconds=runtime.settings.job_lease_seconds),
+                "hard_limit": timedelta(seconds=runtime.settings.hard_time_limit_seconds),
+            },
+        )
+        opened = cur.fetchone()
+    if opened is None:
+        return None
+    return RunLease(runtime, opened["id"], holder, renewed_at=now), opened["attempts"]
 
 
 def run_scheduled_job(
@@ -158,40 +264,42 @@ def run_scheduled_job(
     registered = known.get(invocation.job)
     if registered is None:
         raise ConfigurationError(f"unknown job {invocation.job!r}; jobs are {', '.join(sorted(known))}")
-    now = runtime.clock.now()
-    with runtime.db.transaction() as cur:
-        cur.execute(
-            _OPEN_RUN,
-            {
-                "job": registered.name,
-                "slot": invocation.scheduled_time,
-                "execution_id": invocation.execution_id,
-                "now": now,
-                "stale_before": now - timedelta(seconds=runtime.settings.hard_time_limit_seconds),
-            },
-        )
-        opened = cur.fetchone()
+    opened = open_run(runtime, registered.name, invocation)
     if opened is None:
         logger.info(
-            "duplicate schedule delivery: the slot already ran or is running",
+            "duplicate schedule delivery: the slot already succeeded or its attempt holds a live lease",
             extra={"job": registered.name, "slot": invocation.scheduled_time.isoformat()},
         )
         metrics.add_metric(name="DuplicateScheduleDeliveries", unit="Count", value=1)
         return JobOutcome(job=registered.name, slot=invocation.scheduled_time, status="duplicate")
 
-    run_id, attempts = opened["id"], opened["attempts"]
+    lease, attempts = opened
+    run_id = lease.run_id
     logger.append_keys(job=registered.name, job_run_id=run_id)
-    deadline = Deadline(runtime.settings.soft_time_limit_seconds, context)
+    if attempts > 1:
+        logger.info("took the run over from an attempt that failed or stopped renewing its lease",
+                    extra={"attempt": attempts, "execution_id": invocation.execution_id})
+    deadline = Deadline(runtime.settings.soft_time_limit_seconds, context, heartbeat=lease.renew_if_due)
     try:
         result = registered.run_fn(
-            runtime, JobContext(slot=invocation.scheduled_time, run_id=run_id, deadline=deadline)
+            runtime, JobContext(slot=invocation.scheduled_time, run_id=run_id, deadline=deadline,
+                                keep_alive=lease.renew_if_due)
         )
+    except LeaseLost:
+        return _superseded(registered.name, invocation, run_id)
     except Exception as exc:
-        _finish(runtime, run_id, status="failed", error=_describe(exc))
+        try:
+            _finish(runtime, lease, status="failed", error=_describe(exc))
+        except DatabaseUnavailable:
+            # The outage that failed the run keeps it from being marked failed: the lease runs out instead,
+            # and Lambda's retry (a minute later) takes the run over.
+            logger.warning("could not record the failed run; its lease will run out", extra={"job_run_id": run_id})
         metrics.add_metric(name="JobFailures", unit="Count", value=1)
         logger.exception("job run failed", extra={"attempt": attempts})
         raise
-    details = _finish(runtime, run_id, status="succeeded", result=result)
+    details = _finish(runtime, lease, status="succeeded", result=result)
+    if details is None:
+        return _superseded(registered.name, invocation, run_id)
     metrics.add_metric(name="UnitsEnqueued", unit="Count", value=result.enqueued)
     logger.info("job run succeeded", extra={"planned": result.planned, "enqueued": result.enqueued})
     return JobOutcome(
@@ -206,15 +314,23 @@ def run_scheduled_job(
     )
 
 
+def _superseded(job_name: str, invocation: ScheduledInvocation, run_id: int) -> JobOutcome:
+    # Not a failure to retry: the attempt that took the run over does the work and records its outcome.
+    logger.warning("another attempt took this run over; this attempt stopped", extra={"job_run_id": run_id})
+    metrics.add_metric(name="SupersededJobAttempts", unit="Count", value=1)
+    return JobOutcome(job=job_name, slot=invocation.scheduled_time, status="superseded", run_id=run_id)
+
+
 def _finish(
-    runtime: Runtime, run_id: int, *, status: str, result: JobResult | None = None, error: str | None = None
-) -> dict[str, Any]:
-    """Closes the run; returns its details as the ledger now has them (with continuations' counters)."""
+    runtime: Runtime, lease: RunLease, *, status: str, result: JobResult | None = None, error: str | None = None
+) -> dict[str, Any] | None:
+    """Closes the run if this attempt still holds it; returns its details as the ledger now has them (with
+    continuations' counters), or None when another attempt has taken the run over."""
     with runtime.db.transaction() as cur:
         cur.execute(
             # `||` keeps counters a continuation may already have added to this run.
             "UPDATE job_runs SET status = %s, finished_at = %s, planned = %s, enqueued = %s, error = %s,"
-            " details = details || %s::jsonb WHERE id = %s RETURNING details",
+            " details = details || %s::jsonb WHERE id = %s AND lease_holder = %s RETURNING details",
             (
                 status,
                 runtime.clock.now(),
@@ -222,11 +338,12 @@ def _finish(
                 result.enqueued if result else None,
                 error,
                 json.dumps(result.details if result else {}, default=str),
-                run_id,
+                lease.run_id,
+                lease.holder,
             ),
         )
         row = cur.fetchone()
-    return dict(row["details"]) if row else {}
+    return dict(row["details"]) if row else None
 
 
 _ADD_TO_COUNTERS = """

@@ -75,14 +75,18 @@ SELECT (SELECT count(*) FROM users) AS users_total,
  WHERE e.spent_at >= %(day_start)s AND e.spent_at < %(day_end)s
 """
 
+# A run still 'running' whose lease ran out lost its attempt (it could not even record 'failed', as when the
+# database went away): it counts as a failure. Rows without a lease (before migration 0007) keep the hard limit.
 _JOB_RUNS = """
 SELECT job,
        count(*) AS runs,
-       count(*) FILTER (WHERE status = 'failed') AS failed,
-       count(*) FILTER (WHERE status = 'running') AS running,
-       (array_agg(status ORDER BY started_at DESC))[1] AS last_status
-  FROM job_runs
- WHERE started_at > %(since)s AND started_at <= %(as_of)s
+       count(*) FILTER (WHERE status = 'failed' OR (status = 'running' AND lost)) AS failed,
+       count(*) FILTER (WHERE status = 'running' AND NOT lost) AS running,
+       (array_agg(CASE WHEN lost THEN 'failed' ELSE status END ORDER BY started_at DESC))[1] AS last_status
+  FROM (SELECT job, status, started_at,
+               status = 'running' AND COALESCE(lease_until, started_at + %(hard_limit)s) <= %(as_of)s AS lost
+          FROM job_runs
+         WHERE started_at > %(since)s AND started_at <= %(as_of)s) recent
  GROUP BY job
 """
 
@@ -94,7 +98,8 @@ def gather_admin_stats(runtime: Runtime, as_of: datetime) -> AdminStats:
     day = as_of.astimezone(tz).date() - timedelta(days=1)
     day_start = datetime.combine(day, time(), tzinfo=tz)
     day_end = datetime.combine(day + timedelta(days=1), time(), tzinfo=tz)
-    params = {"since": since, "as_of": as_of, "day_start": day_start, "day_end": day_end}
+    params = {"since": since, "as_of": as_of, "day_start": day_start, "day_end": day_end,
+              "hard_limit": timedelta(seconds=runtime.settings.hard_time_limit_seconds)}
     (totals,) = runtime.db.fetch_all(_USERS_AND_EXPENSES, params)
     runs = {row["job"]: JobRunCounts(**row) for row in runtime.db.fetch_all(_JOB_RUNS, params)}
     return AdminStats(

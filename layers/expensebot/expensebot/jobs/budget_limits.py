@@ -114,7 +114,7 @@ def plan_budget_alerts(runtime: Runtime, as_of: datetime) -> list[BudgetAlert]:
 @job(JOB, queue="notifications", schedule="every 30 minutes")
 def check_budget_limits(runtime: Runtime, ctx: JobContext) -> JobResult:
     alerts = plan_budget_alerts(runtime, ctx.slot)
-    enqueued = send_budget_alert.delay_many(alerts, runtime=runtime, job_run_id=ctx.run_id)
+    enqueued = ctx.enqueue(runtime, send_budget_alert, alerts)
     return JobResult(planned=len(alerts), enqueued=enqueued)
 
 

@@ -9,6 +9,12 @@ change against the previous month (amount and percent; "nothing to compare with"
 had no expenses), and, when budgets are set, each budget's spent / limit / percent. Amounts are exact, to
 the kopeck.
 
+A month whose last-day run never succeeded (the database was down through Lambda's retries, the slot's
+delivery was lost) is caught up by the next 20:00 run: the previous month is reported too when no run that
+covered it succeeded, and the job was already running before that month ended (so a first deployment, or a
+cutover from Celery, never sends a month the old system may have reported). The catch-up's reports are the
+previous month's and say so in their title; the details record `caught_up` with the month.
+
 Once per user per month, whatever the number of runs or redeliveries: the worker records the report in
 `monthly_reports` (primary key user and month) before sending, the planner skips users who have that row,
 and the message goes through the delivery claim under `monthly_report:{user_id}:{YYYY-MM}`, so two
@@ -69,6 +75,14 @@ def month_due(slot: datetime, tz: ZoneInfo) -> date | None:
     return local_day.replace(day=1) if is_last_day_of_month(local_day) else None
 
 
+def months_to_report(slot: datetime, tz: ZoneInfo, *, previous_month_owed: bool) -> list[date]:
+    """The months whose reports this slot plans, oldest first: the previous month when it is owed (no run
+    covering it succeeded), then the slot's own month on its last day."""
+    months = [previous_month(slot.astimezone(tz).date())] if previous_month_owed else []
+    due = month_due(slot, tz)
+    return [*months, due] if due is not None else months
+
+
 def previous_month(month: date) -> date:
     return (month.replace(day=1) - timedelta(days=1)).replace(day=1)
 
@@ -121,10 +135,12 @@ class ReportUnit(BaseModel):
 
 
 class ReportsContinuation(Continuation):
-    """The users left when a run (or a continuation) reached its soft time limit: those after after_user_id."""
+    """The users left when a run (or a continuation) reached its soft time limit: those after after_user_id
+    in `month`, then everyone due in `then_months` (a catch-up run reports two months)."""
 
     month: date
     after_user_id: int
+    then_months: tuple[date, ...] = ()
 
 
 # ---------------------------------------------------------------- the plan
@@ -160,32 +176,72 @@ def plan_monthly_reports(runtime: Runtime, month: date, *, after_user_id: int | 
     ]
 
 
-@job(JOB, queue="reports", schedule="daily 20:00, reports on the month's last day")
+# A month is owed when no run that planned its reports succeeded (its last-day run records it as `month`,
+# a catch-up as `caught_up`), and the job already ran before the month ended.
+_MONTH_OWED = """
+SELECT NOT EXISTS (SELECT 1 FROM job_runs
+                    WHERE job = %(job)s AND status = 'succeeded'
+                      AND %(month)s IN (details ->> 'month', details ->> 'caught_up'))
+   AND EXISTS (SELECT 1 FROM job_runs WHERE job = %(job)s AND slot < %(month_end)s) AS owed
+"""
+
+
+def month_owed(runtime: Runtime, month: date) -> bool:
+    _, month_end = month_bounds(month, runtime.settings.tz)
+    (row,) = runtime.db.fetch_all(_MONTH_OWED, {"job": JOB, "month": f"{month:%Y-%m}", "month_end": month_end})
+    return bool(row["owed"])
+
+
+def plan_months(
+    runtime: Runtime, months: Sequence[date], *, after_user_id: int | None = None
+) -> list[ReportUnit]:
+    """The units of several months, month by month; after_user_id applies to the first month only."""
+    units: list[ReportUnit] = []
+    for i, month in enumerate(months):
+        units += plan_monthly_reports(runtime, month, after_user_id=after_user_id if i == 0 else None)
+    return units
+
+
+@job(JOB, queue="reports", schedule="daily 20:00, reports on the month's last day (and catches up a missed one)")
 def send_monthly_reports(runtime: Runtime, ctx: JobContext) -> JobResult:
-    month = month_due(ctx.slot, runtime.settings.tz)
-    if month is None:
+    tz = runtime.settings.tz
+    last_month = previous_month(ctx.slot.astimezone(tz).date())
+    months = months_to_report(ctx.slot, tz, previous_month_owed=month_owed(runtime, last_month))
+    if not months:
         return JobResult(planned=0, enqueued=0, details={"skipped": SKIPPED_NOT_LAST_DAY})
-    units = plan_monthly_reports(runtime, month)
-    enqueued, rest_after = _enqueue_until_deadline(runtime, units, ctx.deadline, ctx.run_id)
-    details: dict[str, object] = {"month": f"{month:%Y-%m}"}
-    if rest_after is not None:
+    units = plan_months(runtime, months)
+    enqueued, stopped_at = _enqueue_until_deadline(runtime, units, ctx.deadline, ctx.run_id)
+    details: dict[str, object] = {}
+    if months[0] == last_month:
+        details["caught_up"] = f"{last_month:%Y-%m}"
+        logger.warning("catching up a month whose reports never went out", extra={"month": f"{last_month:%Y-%m}"})
+    if months[-1] != last_month:
+        details["month"] = f"{months[-1]:%Y-%m}"
+    if stopped_at is not None:
         details["continued"] = True
-        continue_run(
-            runtime, ReportsContinuation(month=month, after_user_id=rest_after, job_run_id=ctx.run_id),
-            continue_monthly_reports,
-        )
+        continue_run(runtime, _rest_after(stopped_at, months, ctx.run_id), continue_monthly_reports)
     return JobResult(planned=len(units), enqueued=enqueued, details=details)
+
+
+def _rest_after(
+    stopped_at: ReportUnit, months: Sequence[date], run_id: int, generation: int = 1
+) -> ReportsContinuation:
+    return ReportsContinuation(
+        month=stopped_at.month, after_user_id=stopped_at.user_id,
+        then_months=tuple(month for month in months if month > stopped_at.month),
+        job_run_id=run_id, generation=generation,
+    )
 
 
 def _enqueue_until_deadline(
     runtime: Runtime, units: Sequence[ReportUnit], deadline: Deadline, run_id: int | None
-) -> tuple[int, int | None]:
-    """Enqueues chunk after chunk; returns (units enqueued, the last user enqueued when the deadline stopped
+) -> tuple[int, ReportUnit | None]:
+    """Enqueues chunk after chunk; returns (units enqueued, the last unit enqueued when the deadline stopped
     it with units left, else None). The first chunk always goes, so every invocation makes progress."""
     enqueued = 0
     for start in range(0, len(units), ENQUEUE_CHUNK_SIZE):
         if start and deadline.expired():
-            return enqueued, units[start - 1].user_id
+            return enqueued, units[start - 1]
         enqueued += send_monthly_report.delay_many(
             units[start : start + ENQUEUE_CHUNK_SIZE], runtime=runtime, job_run_id=run_id
         )
@@ -197,13 +253,15 @@ def continue_monthly_reports(runtime: Runtime, continuation: ReportsContinuation
     """Go on enqueuing a month's reports where a run stopped at its soft time limit."""
     # A duplicate of this message re-plans the same users; the units it enqueues twice cost a message
     # each and nothing more (the report's row and dedupe key make the second one a no-op).
-    units = plan_monthly_reports(runtime, continuation.month, after_user_id=continuation.after_user_id)
+    months = [continuation.month, *continuation.then_months]
+    units = plan_months(runtime, months, after_user_id=continuation.after_user_id)
     deadline = current_deadline(runtime.settings.soft_time_limit_seconds)
-    enqueued, rest_after = _enqueue_until_deadline(runtime, units, deadline, continuation.job_run_id)
+    enqueued, stopped_at = _enqueue_until_deadline(runtime, units, deadline, continuation.job_run_id)
     add_to_run_counters(runtime, continuation.job_run_id, enqueued_by_continuations=enqueued)
-    if rest_after is not None:
-        continue_run(runtime, continuation.next_step(after_user_id=rest_after), continue_monthly_reports)
-    return {"enqueued": enqueued, "continued": rest_after is not None}
+    if stopped_at is not None:
+        rest = _rest_after(stopped_at, months, continuation.job_run_id, generation=continuation.generation + 1)
+        continue_run(runtime, rest, continue_monthly_reports)
+    return {"enqueued": enqueued, "continued": stopped_at is not None}
 
 
 # ---------------------------------------------------------------- the report

@@ -115,7 +115,7 @@ def plan_recurring_payments(runtime: Runtime, today: date) -> list[RecurringDue]
 def process_recurring_payments(runtime: Runtime, ctx: JobContext) -> JobResult:
     today = ctx.slot.astimezone(runtime.settings.tz).date()
     dues = plan_recurring_payments(runtime, today)
-    enqueued = book_recurring_payment.delay_many(dues, runtime=runtime, job_run_id=ctx.run_id)
+    enqueued = ctx.enqueue(runtime, book_recurring_payment, dues)
     caught_up = sum(1 for due in dues if due.due_date < today)
     return JobResult(planned=len(dues), enqueued=enqueued, details={"today": today.isoformat(), "caught_up": caught_up})
 
