@@ -7,6 +7,8 @@ from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from expensebot import parsing
 from expensebot.parsing import (
@@ -304,6 +306,16 @@ def test_the_character_count_tells_the_quadratic_way_apart() -> None:
      ["a", "-1", "000"], ["a", "1", "000,5", "000"], ["a", "1234", "000"], ["000", "000"], ["a", "+12", "000"]],
 )
 def test_the_linear_splitter_finds_what_the_quadratic_one_found(words: list[str]) -> None:
+    from expensebot_tools.bench.parsing import amount_words_before_fix
+
+    for from_end in (False, True):
+        assert parsing._amount_words(words, from_end=from_end) == amount_words_before_fix(words, from_end=from_end)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(st.lists(st.sampled_from(["000", "123", "12", "1", "-5", "+7", "000,5", "12.5", "1234", "кофе", "x", "0"]),
+                min_size=1, max_size=12))
+def test_on_any_words_the_linear_splitter_agrees_with_the_quadratic_one(words: list[str]) -> None:
     from expensebot_tools.bench.parsing import amount_words_before_fix
 
     for from_end in (False, True):
