@@ -16,6 +16,9 @@ ANNA = FakeUser(user_id=1001, first_name="Анна")
 NBSP = "\u00a0"
 MAX_AMOUNT_RU = f"1{NBSP}000{NBSP}000{NBSP}000,00{NBSP}₽"
 LONG_DESCRIPTION = "к" * (MAX_DESCRIPTION_LENGTH + 1)
+TOO_LONG = (
+    "Сообщение длиннее 4096 символов — столько Telegram не пропускает. Напишите сумму и описание, например «250 кофе»."
+)
 
 
 def count(table: str) -> int:
@@ -51,7 +54,12 @@ def assert_refused(anna: Conversation, text: str, expected: str) -> None:
         ("12.345 кофе", "Сумма «12.345» не подходит: больше двух знаков после запятой."),
         ("кофе 0,001", "Сумма «0,001» не подходит: больше двух знаков после запятой."),
         (f"250 {LONG_DESCRIPTION}", "Описание длиннее 200 символов — сократите, пожалуйста."),
+        ("١٢٣ кофе", "Сумма «١٢٣» не подходит: пишите сумму цифрами 0–9."),
+        ("кофе １２３", "Сумма «１２３» не подходит: пишите сумму цифрами 0–9."),
+        ("x" + " 000" * 1100 + " 1", TOO_LONG),
+        ("250 " + "к" * 4093, TOO_LONG),
     ],
+    ids=lambda value: value if len(value) < 60 else f"{value[:20]}…({len(value)} characters)",
 )
 def test_an_invalid_expense_is_explained_and_not_stored(anna, text, expected):
     assert_refused(anna, text, expected)
@@ -72,6 +80,8 @@ def test_an_expense_without_a_number_gets_the_hint_and_is_not_stored(anna, text)
         ("/budget abc", "Сумма «abc» не подходит: это не число."),
         ("/budget 1.234", "Сумма «1.234» не подходит: больше двух знаков после запятой."),
         ("/budget 2000000000", f"Сумма «2000000000» не подходит: она больше {MAX_AMOUNT_RU}."),
+        ("/budget ٥٠٠٠", "Сумма «٥٠٠٠» не подходит: пишите сумму цифрами 0–9."),
+        ("/budget " + "9" * 5000, TOO_LONG),
         ("/budget кафе 0", "Сумма «0» не подходит: она должна быть больше нуля."),
         ("/budget кафе много", "Сумма «много» не подходит: это не число."),
         ("/budget кафе 5000 в месяц", "Так: /budget 30000 или /budget кафе 5000"),

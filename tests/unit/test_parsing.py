@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from expensebot import parsing
 from expensebot.parsing import (
     MAX_DESCRIPTION_LENGTH,
+    MAX_TEXT_LENGTH,
     ExpenseInput,
     InvalidInput,
     RecurringInput,
@@ -206,3 +212,111 @@ def test_a_long_invalid_value_is_kept_short_enough_to_echo_in_a_reply() -> None:
         parse_amount("9" * 4000)
 
     assert caught.value.value == "9" * 39 + "…"
+
+
+# ---------------------------------------------------------------- digits, length, linearity
+
+
+@pytest.mark.parametrize("text", ["١٢٣ кофе", "кофе ١٢٣", "１２３ кофе", "кофе ۱۲۳"])
+def test_an_amount_in_other_scripts_digits_is_refused_and_says_to_write_0_to_9(text: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse_expense(text)
+
+    assert caught.value.reason == "reason_ascii_digits_only"
+    assert caught.value.value == text.split()[0 if text[0].isdigit() else -1]
+    assert "0–9" in RU_TEXTS["reason_ascii_digits_only"]
+
+
+@pytest.mark.parametrize("text", ["١٢٣", "１２３", "12٫5"])
+def test_parse_amount_takes_only_ascii_digits(text: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse_amount(text)
+
+    assert caught.value.reason in {"reason_ascii_digits_only", "reason_not_a_number"}
+    assert caught.value.reason == ("reason_not_a_number" if "٫" in text else "reason_ascii_digits_only")
+
+
+def test_other_digits_inside_the_description_are_kept_as_its_words() -> None:
+    assert parse_expense("250 кофе №٣") == ExpenseInput(amount=Decimal("250"), description="кофе №٣")
+
+
+def test_a_text_longer_than_telegram_allows_is_refused_before_it_is_parsed() -> None:
+    at_the_limit = "250 " + "к" * (MAX_TEXT_LENGTH - 4)
+    with pytest.raises(InvalidInput) as caught:
+        parse_expense("x" + " 000" * MAX_TEXT_LENGTH + " 1")
+
+    assert caught.value.reason == "text_too_long"
+    assert "text_too_long" in RU_TEXTS
+    with pytest.raises(InvalidInput) as at_limit:  # 4,096 characters are parsed (and this one is too long)
+        parse_expense(at_the_limit)
+    assert at_limit.value.reason == "description_too_long"
+
+
+def test_a_thousands_amount_at_the_end_is_found_as_before() -> None:
+    assert parse_expense("такси 1 000 000") == ExpenseInput(amount=Decimal("1000000"), description="такси")
+    assert parse_expense("кофе 12 500,50") == ExpenseInput(amount=Decimal("12500.50"), description="кофе")
+    assert parse_expense("2 кофе 000") == ExpenseInput(amount=Decimal("2"), description="кофе 000")
+
+
+class _CountingPattern:
+    """Stands in for one of the parser's compiled patterns and counts the characters it is asked to
+    match: each match of these anchored patterns costs time in proportion to its input."""
+
+    def __init__(self, pattern: re.Pattern[str], counter: list[int]) -> None:
+        self._pattern = pattern
+        self._counter = counter
+
+    def match(self, text: str) -> re.Match[str] | None:
+        self._counter[0] += len(text)
+        return self._pattern.match(text)
+
+
+def _characters_matched(monkeypatch: pytest.MonkeyPatch, split: Callable[..., int], words: list[str]) -> int:
+    counter = [0]
+    for name in ("_NUMBER_LIKE", "_LEADING_GROUP", "_THOUSANDS_GROUP"):
+        monkeypatch.setattr(parsing, name, _CountingPattern(getattr(parsing, name), counter))
+    split(words)
+    split(words, from_end=True)
+    monkeypatch.undo()
+    return counter[0]
+
+
+@pytest.mark.parametrize("last", ["1", "000", "12"])
+def test_finding_the_amount_reads_each_character_a_bounded_number_of_times(monkeypatch, last: str) -> None:
+    # Counted, not timed: the regex work grows with the text, never with its square.
+    for groups in (100, 1_000, 10_000):
+        words = ["x", *(["000"] * groups), last]
+        characters = sum(len(word) for word in words)
+        assert _characters_matched(monkeypatch, parsing._amount_words, words) <= 3 * characters + 10
+
+
+def test_the_character_count_tells_the_quadratic_way_apart() -> None:
+    # The same count on the splitter before the fix: 1,000 groups cost it hundreds of times the text.
+    from expensebot_tools.bench.parsing import amount_words_before_fix
+
+    words = ["x", *(["000"] * 1_000), "1"]
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        counted = _characters_matched(monkeypatch, amount_words_before_fix, words)
+    assert counted > 100 * sum(len(word) for word in words)
+
+
+@pytest.mark.parametrize(
+    "words",
+    [["x", "000", "1"], ["1", "000", "000", "такси"], ["такси", "1", "000", "000"], ["12", "000", "345,5"],
+     ["a", "-1", "000"], ["a", "1", "000,5", "000"], ["a", "1234", "000"], ["000", "000"], ["a", "+12", "000"]],
+)
+def test_the_linear_splitter_finds_what_the_quadratic_one_found(words: list[str]) -> None:
+    from expensebot_tools.bench.parsing import amount_words_before_fix
+
+    for from_end in (False, True):
+        assert parsing._amount_words(words, from_end=from_end) == amount_words_before_fix(words, from_end=from_end)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(st.lists(st.sampled_from(["000", "123", "12", "1", "-5", "+7", "000,5", "12.5", "1234", "кофе", "x", "0"]),
+                min_size=1, max_size=12))
+def test_on_any_words_the_linear_splitter_agrees_with_the_quadratic_one(words: list[str]) -> None:
+    from expensebot_tools.bench.parsing import amount_words_before_fix
+
+    for from_end in (False, True):
+        assert parsing._amount_words(words, from_end=from_end) == amount_words_before_fix(words, from_end=from_end)

@@ -13,11 +13,19 @@ MAX_DESCRIPTION_LENGTH = 200
 # Echoed in replies ("The amount «…» does not work"): a 4,000-character word must not make the reply
 # longer than Telegram's 4,096 characters.
 MAX_ECHOED_VALUE = 40
+# Telegram delivers no message text longer than this (https://core.telegram.org/bots/api#sendmessage:
+# "1-4096 characters"); anything longer did not come from Telegram and is refused before it is parsed.
+MAX_TEXT_LENGTH = 4096
 
-_NUMBER_LIKE = re.compile(r"^[-+]?\d[\d\s]*(?:[.,]\d+)?$|^[-+]?[.,]\d+$")
+# Amounts are written with the ASCII digits 0-9 only (re.ASCII: `\d` would also take "١٢٣" or "１２３",
+# which Decimal reads as 123, so a user's keyboard layout could silently decide what is stored).
+_NUMBER_LIKE = re.compile(r"^[-+]?\d[\d\s]*(?:[.,]\d+)?$|^[-+]?[.,]\d+$", re.ASCII)
+# The same shape with any script's decimal digits: what is refused with "write it with 0-9" rather than
+# "not a number".
+_NUMBER_LIKE_ANY_DIGITS = re.compile(r"^[-+]?\d[\d\s]*(?:[.,]\d+)?$|^[-+]?[.,]\d+$")
 # "1 000 кофе": Russian writes thousands with spaces, so an amount may span several words.
-_LEADING_GROUP = re.compile(r"^[-+]?\d{1,3}$")
-_THOUSANDS_GROUP = re.compile(r"^\d{3}(?:[.,]\d+)?$")
+_LEADING_GROUP = re.compile(r"^[-+]?\d{1,3}$", re.ASCII)
+_THOUSANDS_GROUP = re.compile(r"^\d{3}(?:[.,]\d+)?$", re.ASCII)
 _WHOLE_NUMBER = re.compile(r"^[+-]?[0-9]+$")
 
 
@@ -41,6 +49,8 @@ class ExpenseInput:
 def parse_amount(text: str) -> Decimal:
     raw = text.strip().replace(" ", "").replace("\u00a0", "")
     if not _NUMBER_LIKE.match(raw):
+        if _NUMBER_LIKE_ANY_DIGITS.match(raw):
+            raise InvalidInput("reason_ascii_digits_only", text)
         raise InvalidInput("reason_not_a_number", text)
     normalized = raw.replace(",", ".")
     try:
@@ -80,8 +90,17 @@ def looks_like_number(token: str) -> bool:
     return bool(_NUMBER_LIKE.match(token.strip()))
 
 
+def _refuse_other_digits(word: str) -> None:
+    """"١٢٣ кофе" is meant as an expense: say how to write the amount rather than "I did not understand"."""
+    if not looks_like_number(word) and _NUMBER_LIKE_ANY_DIGITS.match(word):
+        raise InvalidInput("reason_ascii_digits_only", word)
+
+
 def parse_expense(text: str) -> ExpenseInput | None:
-    """None when the text is not an expense at all (no number at either end)."""
+    """None when the text is not an expense at all (no number at either end). Linear in the text's length
+    (the webhook has seconds, and a 4,096-character text may hold a thousand words)."""
+    if len(text) > MAX_TEXT_LENGTH:
+        raise InvalidInput("text_too_long", "")
     words = text.strip().split()
     if len(words) < 2:
         return None
@@ -92,6 +111,8 @@ def parse_expense(text: str) -> ExpenseInput | None:
     elif trailing:
         amount_token, description_words = " ".join(words[-trailing:]), words[:-trailing]
     else:
+        _refuse_other_digits(words[0])
+        _refuse_other_digits(words[-1])
         return None
     description = " ".join(description_words)
     if not any(ch.isalpha() for ch in description):
@@ -134,9 +155,14 @@ def _amount_words(words: list[str], *, from_end: bool = False) -> int:
     if not looks_like_number(edge):
         return 0
     if from_end:
-        for count in range(len(words) - 1, 1, -1):
-            head, *groups = words[-count:]
-            if _LEADING_GROUP.match(head) and all(_THOUSANDS_GROUP.match(g) for g in groups):
+        # The longest suffix "head group group …" (one word left for the description): find the run of
+        # thousands groups at the end in one pass, then the longest head inside or just before it. Trying
+        # every suffix length and re-checking its groups each time was quadratic: "x 000 000 … 1".
+        run = 0
+        while run < len(words) - 1 and _THOUSANDS_GROUP.match(words[-1 - run]):
+            run += 1
+        for count in range(min(run + 1, len(words) - 1), 1, -1):
+            if _LEADING_GROUP.match(words[-count]):
                 return count
         return 1
     count = 1

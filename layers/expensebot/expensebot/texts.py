@@ -10,7 +10,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from expensebot.parsing import MAX_AMOUNT, MAX_DESCRIPTION_LENGTH, InvalidInput
+from expensebot.parsing import MAX_AMOUNT, MAX_DESCRIPTION_LENGTH, MAX_TEXT_LENGTH, InvalidInput
 
 LOCALES_DIR = Path(__file__).with_name("locales")
 DEFAULT_LANGUAGE = "ru"
@@ -76,5 +76,7 @@ def explain_invalid_input(language: str, error: InvalidInput, symbol: str = "₽
     """The reply to something the user typed that cannot be taken, saying what is wrong with it."""
     if error.reason == "description_too_long":
         return t(language, "description_too_long", max=MAX_DESCRIPTION_LENGTH)
+    if error.reason == "text_too_long":
+        return t(language, "text_too_long", max=MAX_TEXT_LENGTH)
     reason = t(language, error.reason, max=format_money(MAX_AMOUNT, language, symbol))
     return t(language, "invalid_amount", value=error.value, reason=reason)

@@ -31,7 +31,7 @@ BENCH_DIR = PROJECT_ROOT / ".bench"
 RESULTS_PATH = BENCH_DIR / "results.jsonl"
 # The modules that register benchmarks, in the order `make bench` runs them. The cleanup goes last: it
 # deletes and restores a million rows, and the others should not measure right after that churn.
-BENCHMARK_MODULES = ("budget_check", "planners", "bot", "cleanup", "broadcast")
+BENCHMARK_MODULES = ("budget_check", "planners", "bot", "cleanup", "broadcast", "parsing")
 
 
 @dataclass(frozen=True)

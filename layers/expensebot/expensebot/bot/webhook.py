@@ -6,7 +6,12 @@
 - A failure a retry can fix (database down) answers 503 and Telegram retries; a failure no retry can
   fix while handling an update answers 200 (logged and counted), because Telegram holds the chat's
   later updates behind a failing one for up to a day. A body that is not a Telegram update at all
-  answers 400: Telegram itself never sends one, so it is a caller's mistake to report.
+  answers 400 naming the field (413 when over 1 MiB): Telegram itself never sends one, so it is a
+  caller's mistake to report (payload.py says what is refused and why).
+- A command addressed to the bot by name ("/undo@expensebot") needs the bot's username, which aiogram
+  asks Telegram for (`getMe`) once per execution environment. That call is made before the update's
+  transaction, and a Telegram failure there answers 503 so that Telegram redelivers the update: it never
+  runs inside the transaction, where a failure would have acknowledged the update with nothing stored.
 - Updates run through `Dispatcher.feed_update`, awaited: `feed_webhook_update` hands slow handlers to a
   background task that Lambda would freeze once the invocation returns.
 - SnapStart: init imports aiogram and builds the dispatcher (no ids, no connections); the restore hooks
@@ -29,7 +34,13 @@ from typing import Any
 from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
-from aiogram.exceptions import TelegramAPIError
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+    TelegramUnauthorizedError,
+)
 from aiogram.methods import TelegramMethod
 from aiogram.types import Update
 from pydantic import ValidationError
@@ -37,6 +48,7 @@ from pydantic import ValidationError
 from expensebot.bootstrap import Runtime, get_runtime
 from expensebot.bot.context import UserMiddleware
 from expensebot.bot.handlers import get_routers
+from expensebot.bot.payload import BadBody, read_update
 from expensebot.errors import ConfigurationError, DatabaseUnavailable, EnqueueError
 from expensebot.observability import logger, metrics
 
@@ -147,8 +159,9 @@ def handle_webhook_event(event: dict[str, Any]) -> dict[str, Any]:
 
     try:
         payload = _decode_body(event)
-    except ValueError as exc:
-        return _response(400, {"error": str(exc)})
+    except BadBody as exc:
+        metrics.add_metric(name="WebhookBadRequests", unit="Count", value=1)
+        return _response(exc.status, {"error": str(exc)})
 
     try:
         app = _get_app()
@@ -159,29 +172,60 @@ def handle_webhook_event(event: dict[str, Any]) -> dict[str, Any]:
     try:
         update = Update.model_validate(payload, context={"bot": app.bot})
     except ValidationError as exc:
-        return _response(400, {"error": f"not a Telegram update: {exc.error_count()} problem(s)"})
-    return app.loop.run_until_complete(_process(app, update))
+        metrics.add_metric(name="WebhookBadRequests", unit="Count", value=1)
+        return _response(400, {"error": f"not a Telegram update: {_first_problem(exc)}"})
+    try:
+        return app.loop.run_until_complete(_process(app, update))
+    except Exception as exc:
+        # Outside the transaction (the reply, the bookkeeping of a failure): whatever it is, this update
+        # caused it and a retry would meet it again, so it is acknowledged rather than left to hold the chat.
+        logger.exception("update failed outside its transaction; acknowledged so the chat is not blocked")
+        metrics.add_metric(name="FailedUpdates", unit="Count", value=1)
+        _mark_failed(app.runtime, update.update_id, exc)
+        return _response(200, {"status": "failed"})
 
 
 def _decode_body(event: dict[str, Any]) -> dict[str, Any]:
-    body = event.get("body") or ""
+    body: str | bytes = event.get("body") or ""
     if event.get("isBase64Encoded"):
         try:
-            body = base64.b64decode(body).decode()
-        except (binascii.Error, UnicodeDecodeError) as exc:
-            raise ValueError("body is not valid base64 UTF-8") from exc
-    try:
-        payload = json.loads(body)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"body is not JSON: {exc.msg}") from exc
-    if not isinstance(payload, dict) or not isinstance(payload.get("update_id"), int):
-        raise ValueError("not a Telegram update: no integer update_id")
-    return payload
+            body = base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise BadBody("body is not valid base64") from exc
+    return read_update(body)
+
+
+def _first_problem(exc: ValidationError) -> str:
+    """The first field pydantic refused and why ("message.chat: Field required"), plus how many more:
+    enough to fix a request, without the input values (or pydantic's links) echoed back."""
+    errors = exc.errors(include_url=False, include_input=False)
+    first = errors[0]
+    where = ".".join(str(part) for part in first["loc"]) or "body"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {first['msg']}{more}"
+
+
+def _command_to_a_bot(update: Update) -> bool:
+    """Whether aiogram's Command filters will need the bot's own username for this update: a message
+    whose first word is "/command@name" (the same split as `CommandObject` / `Command.extract_command`)."""
+    message = update.message
+    text = message and (message.text or message.caption)
+    if not text or not text.startswith("/"):
+        return False
+    return bool(text.split(maxsplit=1)[0][1:].partition("@")[2])
 
 
 async def _process(app: _BotApp, update: Update) -> dict[str, Any]:
     runtime = app.runtime
     logger.append_keys(update_id=update.update_id)
+    if _command_to_a_bot(update):
+        try:
+            await app.bot.me()  # cached on the Bot after the first call: one getMe per environment
+        except (TelegramAPIError, OSError, TimeoutError):
+            # Nothing of the update is stored yet and nothing in it caused this: Telegram retries it.
+            logger.exception("getMe failed; Telegram will redeliver the update")
+            metrics.add_metric(name="RetriedUpdates", unit="Count", value=1)
+            return _response(503, {"error": "temporarily unavailable"})
     try:
         with runtime.db.transaction() as cur:
             cur.execute(
@@ -219,8 +263,12 @@ async def _process(app: _BotApp, update: Update) -> dict[str, Any]:
 
 
 def _retryable(exc: Exception) -> bool:
-    """The database or SQS could not be reached (the /report enqueue): the same update will work later."""
+    """The database, SQS (the /report enqueue) or Telegram could not be reached, or Telegram's token was
+    refused: the same update will work later. (Replies are sent after the commit and never get here; a
+    Telegram call inside the transaction is one the update's handling waits for, such as getMe.)"""
     if isinstance(exc, DatabaseUnavailable | EnqueueError):
+        return True
+    if isinstance(exc, TelegramNetworkError | TelegramServerError | TelegramRetryAfter | TelegramUnauthorizedError):
         return True
     # botocore is loaded only once an SQS client was built; without it, no SQS error can have happened.
     boto_errors = sys.modules.get("botocore.exceptions")
@@ -235,5 +283,7 @@ def _mark_failed(runtime: Runtime, update_id: int, exc: Exception) -> None:
                 " ON CONFLICT (update_id) DO NOTHING",
                 (update_id, runtime.clock.now(), f"failed: {type(exc).__name__}"[:200]),
             )
-    except DatabaseUnavailable:
-        logger.warning("could not record the failed update")
+    except Exception:
+        # Logged and counted already; the record is bookkeeping, and failing to write it (the database
+        # down, or the same poison that failed the update) must not turn the 200 into API Gateway's 500.
+        logger.warning("could not record the failed update", exc_info=True)

@@ -2,9 +2,10 @@
 
 from aiogram import Router
 
-from expensebot.bot.handlers import budgets, expenses, recurring, reports, start
+from expensebot.bot.handlers import budgets, expenses, limits, recurring, reports, start
 
 
 def get_routers() -> list[Router]:
-    # Order matters: commands first, the free-text expense handler (and its fallback) last.
-    return [start.router, budgets.router, recurring.router, reports.router, expenses.router]
+    # Order matters: the length limit before anything reads the text, then commands, the free-text expense
+    # handler (and its fallback) last.
+    return [limits.router, start.router, budgets.router, recurring.router, reports.router, expenses.router]
