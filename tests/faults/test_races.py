@@ -151,6 +151,71 @@ def test_the_same_sqs_record_in_two_worker_processes_at_once_has_one_effect(task
         assert count(rows_sql) <= 1
 
 
+def task_event(queue_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """An SQS event of one record carrying `body`, shaped as the sample events are."""
+    event = sample("sqs_default_debug_task.json")
+    record = event["Records"][0]
+    record["body"] = json.dumps(body)
+    record["eventSourceARN"] = record["eventSourceARN"].rsplit(":", 1)[0] + f":expensebot-local-{queue_id}"
+    return event
+
+
+def test_the_same_admin_report_in_two_worker_processes_at_once_is_sent_once(shared_world, figures, monkeypatch):
+    from expensebot.clock import VirtualClock
+    from expensebot.jobs.admin_report import AdminReport, gather_admin_stats
+    from expensebot_tools.local_stack import running_system
+    from expensebot_tools.template import Template
+
+    for name, value in shared_world["env"].items():
+        monkeypatch.setenv(name, value)
+    with running_system(template=Template(), database_url=shared_world["database_url"],
+                        telegram=shared_world["telegram"], clock=VirtualClock(NOW)):
+        from expensebot.bootstrap import get_runtime
+
+        report = AdminReport(chat_id=ANNA, language_code="en", stats=gather_admin_stats(get_runtime(), NOW))
+    body = {"task": "reports.send_admin_report", "args": report.model_dump(mode="json"), "id": "race-admin"}
+    figures.faults += 1
+
+    answers = race(shared_world, "ReportsWorkerFunction", task_event("ReportsQueue", body))
+
+    assert len(answers) == 2
+    counts = delivered_per_chat(shared_world["telegram"])
+    figures.expected += 1
+    figures.duplicated += max(0, counts[ANNA] - 1)
+    assert counts[ANNA] <= 1
+    assert counts[ANNA] == 1 or any(a["batchItemFailures"] for a in answers)  # else handed back for later
+
+
+def test_the_same_reports_continuation_in_two_processes_enqueues_one_successor_and_one_report_each(
+        shared_world, figures):
+    run_sql("INSERT INTO job_runs (job, slot, status, started_at, finished_at, details)"
+            " VALUES ('send_monthly_reports', '2026-03-31 20:00+03', 'succeeded', now(), now(), '{}')")
+    body = {"task": "reports.continue_monthly_reports", "id": "race-continuation",
+            "args": {"job_run_id": 1, "generation": 1, "month": "2026-03-01", "after_user_id": 0}}
+    figures.faults += 1
+
+    answers = race(shared_world, "ReportsWorkerFunction", task_event("ReportsQueue", body))
+
+    assert all(a["batchItemFailures"] == [] for a in answers)
+    # Both planned Anna's report (the documented cost: a unit enqueued twice); drained, she gets one.
+    import boto3
+
+    sqs = boto3.client("sqs", endpoint_url=shared_world["env"]["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    url = sqs.get_queue_url(QueueName="expensebot-local-ReportsQueue")["QueueUrl"]
+    units = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+    assert 1 <= len(units) <= 2
+    for unit in units:
+        race(shared_world, "ReportsWorkerFunction", task_event("ReportsQueue", json.loads(unit["Body"])),
+             processes=1)
+    counts = delivered_per_chat(shared_world["telegram"])
+    figures.expected += 1
+    figures.duplicated += max(0, counts[ANNA] - 1)
+    figures.lost += int(counts[ANNA] == 0)
+    assert counts[ANNA] == 1
+    assert count("SELECT count(*) FROM monthly_reports") == 1
+
+
 def test_the_same_cleanup_continuation_in_two_processes_deletes_each_row_once(shared_world, figures):
     run_sql("INSERT INTO job_runs (job, slot, status, started_at, finished_at, details)"
             " VALUES ('cleanup_old_expenses', '2026-03-08 03:00+03', 'succeeded', now(), now(), '{}')")
