@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import socket
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -24,40 +23,27 @@ ANNA = 1001
 SPAWN = multiprocessing.get_context("spawn")  # fresh interpreters: nothing of the parent's state shared
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def shared_world(clean_database: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     """moto's server and the Telegram stand-in over HTTP, and the sample events' rows in the database."""
-    import logging
-
-    from moto.server import ThreadedMotoServer
-
     from expensebot_tools.local_stack import LOCAL_BOT_TOKEN
+    from expensebot_tools.local_up import moto_server
     from expensebot_tools.telegram_standin import TelegramStandIn
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     monkeypatch.setenv("DATABASE_URL", clean_database)  # the test's own queries (run_sql)
-    port = _free_port()
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    moto.start()
-    telegram = TelegramStandIn(tokens=[LOCAL_BOT_TOKEN], enforce_limits=False, accept_any_chat=True)
-    telegram.start()
     for statement in SEED_SQL.split(";"):
         if statement.strip():
             run_sql(statement)
-    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-           "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "POWERTOOLS_METRICS_DISABLED": "true",
-           "POWERTOOLS_LOG_LEVEL": "WARNING"}
+    telegram = TelegramStandIn(tokens=[LOCAL_BOT_TOKEN], enforce_limits=False, accept_any_chat=True)
+    telegram.start()
     try:
-        yield {"database_url": clean_database, "telegram": telegram, "env": env}
+        with moto_server() as endpoint:
+            env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                   "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": endpoint,
+                   "POWERTOOLS_METRICS_DISABLED": "true", "POWERTOOLS_LOG_LEVEL": "WARNING"}
+            yield {"database_url": clean_database, "telegram": telegram, "env": env}
     finally:
         telegram.stop()
-        moto.stop()
 
 
 def _invoke(world: dict[str, Any], function_id: str, event: dict[str, Any], start: Any, answers: Any,

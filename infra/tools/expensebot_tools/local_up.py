@@ -258,12 +258,19 @@ def webhook_server(stack: LocalStack, port: int) -> ThreadingHTTPServer:
     return server
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
 @contextmanager
-def moto_server(port: int) -> Iterator[str]:
+def moto_server(port: int = 0, host: str = "127.0.0.1") -> Iterator[str]:
+    """moto's server on `host` (a free port when 0): AWS over HTTP, shared by processes and containers."""
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per AWS call would drown the log
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server = ThreadedMotoServer(ip_address=host, port=port or free_port(host), verbose=False)
     server.start()
     try:
         host, bound = server.get_host_and_port()
