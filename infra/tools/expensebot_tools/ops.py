@@ -32,7 +32,7 @@ import json
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
@@ -149,7 +149,7 @@ _RUNS = """
 SELECT id, job, slot, status, attempts, started_at, finished_at,
        EXTRACT(EPOCH FROM (finished_at - started_at))::float AS duration_seconds,
        planned, enqueued, details, error,
-       status = 'running' AND COALESCE(lease_until, started_at + %(hard_limit)s) <= %(now)s AS stale
+       {lease_ran_out} AS stale
   FROM job_runs
  WHERE id IN (SELECT id FROM job_runs WHERE status = 'running'
               UNION ALL
@@ -161,9 +161,10 @@ SELECT id, job, slot, status, attempts, started_at, finished_at,
 def job_run_rows(runtime: Any, *, limit: int) -> list[dict[str, Any]]:
     """Runs in progress and the latest `limit` runs; a run 'running' whose lease ran out is stale (its
     function died: the seed's WorkerLostError) and the slot's next delivery takes it over."""
-    params = {"now": runtime.clock.now(), "hard_limit": timedelta(seconds=runtime.settings.hard_time_limit_seconds),
-              "limit": limit}
-    return [dict(row) for row in runtime.db.fetch_all(_RUNS, params)]
+    from expensebot.scheduling import lease_parameters, lease_ran_out
+
+    params = {**lease_parameters(runtime), "limit": limit}
+    return [dict(row) for row in runtime.db.fetch_all(_RUNS.format(lease_ran_out=lease_ran_out()), params)]
 
 
 # Slots that never succeeded: a run failed, or stale (its lease ran out), that no later attempt of the same
@@ -176,7 +177,7 @@ SELECT job, slot, status, attempts, error,
            AS problem
   FROM job_runs
  WHERE status = 'failed'
-    OR (status = 'running' AND COALESCE(lease_until, started_at + %(hard_limit)s) <= %(now)s)
+    OR ({lease_ran_out})
 UNION ALL
 SELECT %(monthly_job)s, month + interval '1 month' - interval '4 hours',  -- the last day's 20:00 slot
        'no success', NULL, NULL,
@@ -193,10 +194,10 @@ SELECT %(monthly_job)s, month + interval '1 month' - interval '4 hours',  -- the
 
 def missed_slot_rows(runtime: Any) -> list[dict[str, Any]]:
     from expensebot.jobs.monthly_reports import JOB as MONTHLY_REPORTS
+    from expensebot.scheduling import lease_parameters, lease_ran_out
 
-    params = {"now": runtime.clock.now(), "hard_limit": timedelta(seconds=runtime.settings.hard_time_limit_seconds),
-              "monthly_job": MONTHLY_REPORTS}
-    return [dict(row) for row in runtime.db.fetch_all(_MISSED_SLOTS, params)]
+    params = {**lease_parameters(runtime), "monthly_job": MONTHLY_REPORTS}
+    return [dict(row) for row in runtime.db.fetch_all(_MISSED_SLOTS.format(lease_ran_out=lease_ran_out()), params)]
 
 
 def _print_missed_slots(rows: list[dict[str, Any]], tz: Any) -> None:

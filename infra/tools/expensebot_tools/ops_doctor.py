@@ -145,16 +145,17 @@ def telegram_checks(runtime: Any) -> list[Check]:
 
 _LATEST_RUNS = """
 SELECT DISTINCT ON (job) job, slot, status, started_at, error,
-       status = 'running' AND COALESCE(lease_until, started_at + %(hard_limit)s) <= %(now)s AS stale
+       {lease_ran_out} AS stale
   FROM job_runs ORDER BY job, slot DESC
 """
 
 
 def job_checks(runtime: Any) -> list[Check]:
+    from expensebot.scheduling import lease_parameters, lease_ran_out
+
     def probe() -> list[Check]:
         tz = runtime.settings.tz
-        rows = runtime.db.fetch_all(_LATEST_RUNS, {
-            "now": runtime.clock.now(), "hard_limit": timedelta(seconds=runtime.settings.hard_time_limit_seconds)})
+        rows = runtime.db.fetch_all(_LATEST_RUNS.format(lease_ran_out=lease_ran_out()), lease_parameters(runtime))
         failed = [r for r in rows if r["status"] == "failed"]
         stale = [r for r in rows if r["stale"]]
         checks = []

@@ -128,10 +128,9 @@ def get_runtime() -> Runtime:
 
 def set_runtime(runtime: Runtime | None) -> None:
     """Install the adapters a test or the local runtime built; None forgets them (next use rebuilds)."""
-    global _runtime
-    if _runtime is not None and _runtime is not runtime:
-        _runtime.db.close()
-    _runtime = runtime
+    previous = swap_runtime(runtime)
+    if previous is not None and previous is not runtime:
+        previous.db.close()
 
 
 def swap_runtime(runtime: Runtime | None) -> Runtime | None:

@@ -188,11 +188,12 @@ class Settings(BaseSettings):
         return ZoneInfo(self.app_timezone)
 
     def queue_url(self, queue: str) -> str | None:
-        if queue not in QUEUE_NAMES:
-            raise KeyError(f"unknown queue {queue!r}; queues are {', '.join(QUEUE_NAMES)}")
-        return getattr(self, f"queue_url_{queue}")
+        return self._per_queue("queue_url", queue)
 
     def dead_letter_queue_url(self, queue: str) -> str | None:
+        return self._per_queue("dead_letter_queue_url", queue)
+
+    def _per_queue(self, setting: str, queue: str) -> str | None:
         if queue not in QUEUE_NAMES:
             raise KeyError(f"unknown queue {queue!r}; queues are {', '.join(QUEUE_NAMES)}")
-        return getattr(self, f"dead_letter_queue_url_{queue}")
+        return getattr(self, f"{setting}_{queue}")

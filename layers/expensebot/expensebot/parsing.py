@@ -19,10 +19,11 @@ MAX_TEXT_LENGTH = 4096
 
 # Amounts are written with the ASCII digits 0-9 only (re.ASCII: `\d` would also take "١٢٣" or "１２３",
 # which Decimal reads as 123, so a user's keyboard layout could silently decide what is stored).
-_NUMBER_LIKE = re.compile(r"^[-+]?\d[\d\s]*(?:[.,]\d+)?$|^[-+]?[.,]\d+$", re.ASCII)
+_NUMBER_SHAPE = r"^[-+]?\d[\d\s]*(?:[.,]\d+)?$|^[-+]?[.,]\d+$"
+_NUMBER_LIKE = re.compile(_NUMBER_SHAPE, re.ASCII)
 # The same shape with any script's decimal digits: what is refused with "write it with 0-9" rather than
 # "not a number".
-_NUMBER_LIKE_ANY_DIGITS = re.compile(r"^[-+]?\d[\d\s]*(?:[.,]\d+)?$|^[-+]?[.,]\d+$")
+_NUMBER_LIKE_ANY_DIGITS = re.compile(_NUMBER_SHAPE)
 # "1 000 кофе": Russian writes thousands with spaces, so an amount may span several words.
 _LEADING_GROUP = re.compile(r"^[-+]?\d{1,3}$", re.ASCII)
 _THOUSANDS_GROUP = re.compile(r"^\d{3}(?:[.,]\d+)?$", re.ASCII)

@@ -177,21 +177,34 @@ class LeaseLost(ExpenseBotError):
     lease between two renewals) and must stop, so two attempts never both work on one slot."""
 
 
+def lease_ran_out(*, now: str = "now", table: str = "") -> str:
+    """SQL that is true of a job run still 'running' whose attempt is gone: its lease ran out. A row without a
+    lease, opened by code older than migration 0007 (an old version still running during a deploy), keeps
+    the old rule, the hard time limit. Takes the parameters %(hard_limit)s (an interval) and %(<now>)s; the
+    run ledger, the admin report, `ops status` and `ops doctor` all judge a run with it."""
+    column = f"{table}." if table else ""
+    return (f"{column}status = 'running'"
+            f" AND COALESCE({column}lease_until, {column}started_at + %(hard_limit)s) <= %({now})s")
+
+
+def lease_parameters(runtime: Runtime) -> dict[str, Any]:
+    """The parameters lease_ran_out() takes, as of the runtime's clock."""
+    return {"now": runtime.clock.now(), "hard_limit": timedelta(seconds=runtime.settings.hard_time_limit_seconds)}
+
+
 # Opens the run for a slot, or takes it over from an attempt that failed or whose lease ran out (it died,
 # or lost the database, before it could record 'failed'). A run that succeeded, or whose holder still
 # renews its lease, is left alone: the caller is a duplicate delivery. Under READ COMMITTED two deliveries
 # racing here serialise on the slot's row: the second sees the first's fresh lease and gets no row.
 # Rows without a lease (opened by code older than migration 0007) keep the old rule, the hard limit.
-_OPEN_RUN = """
+_OPEN_RUN = f"""
 INSERT INTO job_runs (job, slot, status, attempts, execution_id, started_at, lease_holder, lease_until)
 VALUES (%(job)s, %(slot)s, 'running', 1, %(execution_id)s, %(now)s, %(holder)s, %(lease_until)s)
 ON CONFLICT ON CONSTRAINT job_runs_once_per_slot DO UPDATE
    SET status = 'running', attempts = job_runs.attempts + 1, execution_id = EXCLUDED.execution_id,
        started_at = EXCLUDED.started_at, finished_at = NULL, error = NULL,
        lease_holder = EXCLUDED.lease_holder, lease_until = EXCLUDED.lease_until
- WHERE job_runs.status = 'failed'
-    OR (job_runs.status = 'running'
-        AND COALESCE(job_runs.lease_until, job_runs.started_at + %(hard_limit)s) <= %(now)s)
+ WHERE job_runs.status = 'failed' OR ({lease_ran_out(table="job_runs")})
 RETURNING id, attempts
 """
 
@@ -232,19 +245,19 @@ class RunLease:
 def open_run(runtime: Runtime, job_name: str, invocation: ScheduledInvocation) -> tuple[RunLease, int] | None:
     """Opens or takes over the slot's run with a fresh lease; returns the lease and the attempt number, or
     None when the delivery is a duplicate."""
-    now = runtime.clock.now()
+    lease = lease_parameters(runtime)
+    now = lease["now"]
     holder = uuid.uuid4().hex  # this attempt's own token: execution ids repeat across Lambda's retries
     with runtime.db.transaction() as cur:
         cur.execute(
             _OPEN_RUN,
             {
+                **lease,
                 "job": job_name,
                 "slot": invocation.scheduled_time,
                 "execution_id": invocation.execution_id,
-                "now": now,
                 "holder": holder,
                 "lease_until": now + timedelta(seconds=runtime.settings.job_lease_seconds),
-                "hard_limit": timedelta(seconds=runtime.settings.hard_time_limit_seconds),
             },
         )
         opened = cur.fetchone()

@@ -17,7 +17,7 @@ from expensebot.bootstrap import Runtime
 from expensebot.config import QUEUE_NAMES
 from expensebot.delivery import Delivery, OutboundMessage, deliver
 from expensebot.observability import logger
-from expensebot.scheduling import JobContext, JobResult, job, jobs
+from expensebot.scheduling import JobContext, JobResult, job, jobs, lease_ran_out
 from expensebot.tasks import task
 from expensebot.texts import format_money, language_for, t
 
@@ -77,14 +77,14 @@ SELECT (SELECT count(*) FROM users) AS users_total,
 
 # A run still 'running' whose lease ran out lost its attempt (it could not even record 'failed', as when the
 # database went away): it counts as a failure. Rows without a lease (before migration 0007) keep the hard limit.
-_JOB_RUNS = """
+_JOB_RUNS = f"""
 SELECT job,
        count(*) AS runs,
        count(*) FILTER (WHERE status = 'failed' OR (status = 'running' AND lost)) AS failed,
        count(*) FILTER (WHERE status = 'running' AND NOT lost) AS running,
        (array_agg(CASE WHEN lost THEN 'failed' ELSE status END ORDER BY started_at DESC))[1] AS last_status
   FROM (SELECT job, status, started_at,
-               status = 'running' AND COALESCE(lease_until, started_at + %(hard_limit)s) <= %(as_of)s AS lost
+               {lease_ran_out(now="as_of")} AS lost
           FROM job_runs
          WHERE started_at > %(since)s AND started_at <= %(as_of)s) recent
  GROUP BY job
