@@ -157,21 +157,34 @@ def test_a_run_that_lost_the_database_mid_planning_is_taken_over_by_the_retry_a_
     assert run_sql("SELECT user_id, month FROM monthly_reports ORDER BY user_id") == [(u, MARCH) for u in USERS]
 
 
+def _deliver_again_while_planning(system: Any, monkeypatch: pytest.MonkeyPatch, event: dict[str, Any], *,
+                                  after: timedelta, then: timedelta = timedelta(0)) -> list[dict[str, Any]]:
+    """When the first attempt starts planning, the clock moves `after` on and the slot is delivered again
+    (Scheduler's new execution id), then the clock moves `then` on; returns that second delivery's outcome."""
+    real = monthly_reports.plan_monthly_reports
+    second: list[dict[str, Any]] = []
+    delivered = []  # set before the second delivery runs: it plans too, and must not deliver a third
+
+    def planning(runtime: Runtime, month: date, **kwargs: Any) -> Any:
+        if not delivered:
+            delivered.append(True)
+            system.clock.advance(after)
+            second.append(system.invoke("SendMonthlyReportsFunction", {**event, "execution_id": "exec-2"}))
+            system.clock.advance(then)
+        return real(runtime, month, **kwargs)
+
+    monkeypatch.setattr(monthly_reports, "plan_monthly_reports", planning)
+    return second
+
+
 def test_a_live_attempt_keeps_its_slot_against_a_duplicate_delivered_while_it_plans(system, template, monkeypatch):
     _users_who_spent_in_march(system)
     event = schedule_event(_schedule_input(template, "SendMonthlyReportsFunction"), MARCH_LAST_SLOT,
                            execution_id="exec-1")
     system.clock.set(MARCH_LAST_SLOT)
-    real = monthly_reports.plan_monthly_reports
-    duplicates: list[dict[str, Any]] = []
+    # Scheduler delivers the slot a second time, 5 s into the first attempt.
+    duplicates = _deliver_again_while_planning(system, monkeypatch, event, after=timedelta(seconds=5))
 
-    def planning(runtime: Runtime, month: date, **kwargs: Any) -> Any:
-        if not duplicates:  # Scheduler delivers the slot a second time, 5 s into the first attempt
-            system.clock.advance(timedelta(seconds=5))
-            duplicates.append(system.invoke("SendMonthlyReportsFunction", {**event, "execution_id": "exec-2"}))
-        return real(runtime, month, **kwargs)
-
-    monkeypatch.setattr(monthly_reports, "plan_monthly_reports", planning)
     outcome = system.invoke("SendMonthlyReportsFunction", event)
     system.drain("ReportsQueue")
 
@@ -188,20 +201,10 @@ def test_an_attempt_that_stalled_past_its_lease_stops_when_it_finds_the_run_take
     event = schedule_event(_schedule_input(template, "SendMonthlyReportsFunction"), MARCH_LAST_SLOT,
                            execution_id="exec-1")
     system.clock.set(MARCH_LAST_SLOT)
-    real = monthly_reports.plan_monthly_reports
-    takeovers: list[dict[str, Any]] = []
-    stalled_once: list[bool] = []
+    # The first attempt hangs longer than its lease; the slot's next delivery finds the lease run out.
+    takeovers = _deliver_again_while_planning(system, monkeypatch, event, after=LEASE + timedelta(seconds=1),
+                                              then=timedelta(seconds=20))
 
-    def stalling(runtime: Runtime, month: date, **kwargs: Any) -> Any:
-        if not stalled_once:
-            stalled_once.append(True)
-            # The first attempt hangs longer than its lease; the slot's next delivery finds the lease run out.
-            system.clock.advance(LEASE + timedelta(seconds=1))
-            takeovers.append(system.invoke("SendMonthlyReportsFunction", {**event, "execution_id": "exec-2"}))
-            system.clock.advance(timedelta(seconds=20))
-        return real(runtime, month, **kwargs)
-
-    monkeypatch.setattr(monthly_reports, "plan_monthly_reports", stalling)
     stalled = system.invoke("SendMonthlyReportsFunction", event)
     system.drain("ReportsQueue")
 
