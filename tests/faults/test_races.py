@@ -126,15 +126,18 @@ def test_the_same_sqs_record_in_two_worker_processes_at_once_has_one_effect(task
 
     answers = race(shared_world, function_id, make_event())
 
-    # Each process either did the unit or found it claimed/done; a claimed one may be handed back for later.
+    # Each process either did the unit or found it claimed/done; a claimed one is handed back, and SQS
+    # delivers it again.
     assert len(answers) == 2
+    if any(a["batchItemFailures"] for a in answers):
+        race(shared_world, function_id, make_event(), processes=1)
     counts = delivered_per_chat(shared_world["telegram"])
     figures.expected += 1
-    figures.lost += int(counts[ANNA] == 0 and not any(a.get("batchItemFailures") for a in answers))
+    figures.lost += int(counts[ANNA] == 0)
     figures.duplicated += max(0, counts[ANNA] - 1)
-    assert counts[ANNA] <= 1
+    assert counts[ANNA] == 1
     if rows_sql:
-        assert count(rows_sql) <= 1
+        assert count(rows_sql) == 1
 
 
 def task_event(queue_id: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -165,11 +168,13 @@ def test_the_same_admin_report_in_two_worker_processes_at_once_is_sent_once(shar
     answers = race(shared_world, "ReportsWorkerFunction", task_event("ReportsQueue", body))
 
     assert len(answers) == 2
+    if any(a["batchItemFailures"] for a in answers):  # handed back: SQS delivers it again
+        race(shared_world, "ReportsWorkerFunction", task_event("ReportsQueue", body), processes=1)
     counts = delivered_per_chat(shared_world["telegram"])
     figures.expected += 1
+    figures.lost += int(counts[ANNA] == 0)
     figures.duplicated += max(0, counts[ANNA] - 1)
-    assert counts[ANNA] <= 1
-    assert counts[ANNA] == 1 or any(a["batchItemFailures"] for a in answers)  # else handed back for later
+    assert counts[ANNA] == 1
 
 
 def test_the_same_reports_continuation_in_two_processes_enqueues_one_successor_and_one_report_each(
