@@ -29,13 +29,13 @@ faults: $(STAMP)
 	$(BIN)/python -m pytest tests/faults -q
 
 # Every function of template.yaml through `sam local invoke`, from the `sam build` artifact, against the local
-# stack (README: "make lambda-test"). SAM CLI pins many packages, so it lives in a venv of its own (reinstalled
-# when this file, and so SAM_CLI_VERSION, changes).
-SAM_VENV := .venv-sam
-SAM_STAMP := $(SAM_VENV)/.installed-stamp
+# stack (README: "make lambda-test"). SAM CLI pins many packages, so it lives in a venv of its own; the stamp
+# names the version, so another SAM_CLI_VERSION installs that one.
 SAM_CLI_VERSION ?= 1.170.0
+SAM_VENV := .venv-sam
+SAM_STAMP := $(SAM_VENV)/.installed-$(SAM_CLI_VERSION)
 
-$(SAM_STAMP): Makefile
+$(SAM_STAMP):
 	@test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(SAM_VENV)/bin/python -m pip install --quiet 'aws-sam-cli==$(SAM_CLI_VERSION)'
@@ -49,17 +49,19 @@ lambda-test: $(STAMP) $(SAM_STAMP)
 CHECKOV_VENV := .venv-checkov
 CHECKOV := $(CHECKOV_VENV)/bin/checkov
 CHECKOV_VERSION := 3.3.30
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 EXPANDED := .aws-sam/expanded-template.json
 CHECKOV_ARGS = --framework cloudformation --skip-download --compact --quiet \
 	--skip-check $$($(BIN)/python -c 'import yaml; print(",".join(yaml.safe_load(open("infra/checkov-skips.yaml"))))')
 
-$(CHECKOV):
+$(CHECKOV_STAMP):
 	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet 'checkov==$(CHECKOV_VERSION)'
+	@touch $(CHECKOV_STAMP)
 
 # cfn-lint and checkov on template.yaml, and checkov again on the plain CloudFormation SAM expands it to (the
 # roles, stages and permissions SAM adds): skipped checks and why are in infra/checkov-skips.yaml.
-lint: $(STAMP) $(CHECKOV)
+lint: $(STAMP) $(CHECKOV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/cfn-lint template.yaml
 	$(BIN)/python -m expensebot_tools.sam_expand $(EXPANDED)

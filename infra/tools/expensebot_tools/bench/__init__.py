@@ -29,8 +29,8 @@ from expensebot_tools.template import PROJECT_ROOT
 
 BENCH_DIR = PROJECT_ROOT / ".bench"
 RESULTS_PATH = BENCH_DIR / "results.jsonl"
-# The modules that register benchmarks, in the order `make bench` runs them. The cleanup goes last: it
-# deletes and restores a million rows, and the others should not measure right after that churn.
+# The modules that register benchmarks, in the order `make bench` runs them. The cleanup comes after the
+# data-set benchmarks: it deletes and restores a million rows, and they should not measure after that churn.
 BENCHMARK_MODULES = ("budget_check", "planners", "bot", "cleanup", "broadcast", "parsing")
 
 
