@@ -64,7 +64,7 @@ $(CHECKOV_STAMP):
 lint: $(STAMP) $(CHECKOV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/cfn-lint template.yaml
-	$(BIN)/python -m expensebot_tools.sam_expand $(EXPANDED)
+	$(BIN)/python -m expensebot_tools.project.sam_expand $(EXPANDED)
 	$(CHECKOV) $(CHECKOV_ARGS) -f template.yaml
 	$(CHECKOV) $(CHECKOV_ARGS) -f $(EXPANDED)
 

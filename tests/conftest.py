@@ -13,15 +13,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from expensebot_tools.events import LocalLambdaContext
-from expensebot_tools.local_stack import (
+from expensebot_tools.local.events import LocalLambdaContext
+from expensebot_tools.local.stack import (
     LOCAL_BOT_TOKEN,
     EmbeddedPostgres,
     LocalSystem,
     migrate_database,
     running_system,
 )
-from expensebot_tools.template import Template
+from expensebot_tools.project.template import Template
 
 EVENTS_DIR = Path(__file__).resolve().parents[1] / "infra" / "events"
 MOSCOW = ZoneInfo("Europe/Moscow")
@@ -101,7 +101,7 @@ def clean_database(database_url: str) -> str:
 
 @pytest.fixture
 def telegram() -> Iterator[Any]:
-    from expensebot_tools.telegram_standin import TelegramStandIn
+    from expensebot_tools.local.telegram import TelegramStandIn
 
     standin = TelegramStandIn(tokens=[LOCAL_BOT_TOKEN], enforce_limits=False)
     standin.start()

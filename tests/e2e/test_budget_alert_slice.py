@@ -8,7 +8,7 @@ from datetime import datetime
 
 import psycopg2
 
-from expensebot_tools.updates import FakeUser, UpdateFactory
+from expensebot_tools.local.updates import FakeUser, UpdateFactory
 from tests.conftest import MOSCOW
 
 ANNA = FakeUser(user_id=1001, first_name="Анна", username="anna")

@@ -103,7 +103,7 @@ def test_the_demo_refuses_a_database_that_already_has_users(database_url):
 
 
 def test_the_month_window_runs_from_the_first_midnight_to_the_next_months():
-    from expensebot_tools.demo import month_window
+    from expensebot_tools.local.demo import month_window
 
     moscow = ZoneInfo("Europe/Moscow")
     assert month_window(datetime(2026, 12, 24, 7, tzinfo=moscow), moscow) == (

@@ -22,8 +22,8 @@ from typing import Any
 import boto3
 import pytest
 
-from expensebot_tools.local_stack import LOCAL_WEBHOOK_SECRET
-from expensebot_tools.updates import FakeUser, UpdateFactory
+from expensebot_tools.local.stack import LOCAL_WEBHOOK_SECRET
+from expensebot_tools.local.updates import FakeUser, UpdateFactory
 
 EXPENSEBOT = str(Path(sys.executable).with_name("expensebot"))
 ANNA = FakeUser(6001, "Анна", "anna")

@@ -14,7 +14,7 @@ from typing import Any
 import boto3
 import pytest
 
-from expensebot_tools.local_stack import LocalQueues, local_environment
+from expensebot_tools.local.stack import LocalQueues, local_environment
 
 EXPENSEBOT = str(Path(sys.executable).with_name("expensebot"))
 AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",

@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 
 import psycopg2
 
-from expensebot_tools.local_stack import EmbeddedPostgres
-from expensebot_tools.updates import FakeUser, UpdateFactory
+from expensebot_tools.local.stack import EmbeddedPostgres
+from expensebot_tools.local.updates import FakeUser, UpdateFactory
 
 EXPENSEBOT = str(Path(sys.executable).with_name("expensebot"))
 MOSCOW = ZoneInfo("Europe/Moscow")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from expensebot_tools.updates import FakeUser, UpdateFactory
+from expensebot_tools.local.updates import FakeUser, UpdateFactory
 from tests.conftest import run_sql
 
 EXPENSEBOT = str(Path(sys.executable).with_name("expensebot"))

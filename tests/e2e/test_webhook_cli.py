@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from expensebot_tools.local_stack import LOCAL_BOT_TOKEN
+from expensebot_tools.local.stack import LOCAL_BOT_TOKEN
 
 EXPENSEBOT = str(Path(sys.executable).with_name("expensebot"))
 URL = "https://abc123.execute-api.eu-central-1.amazonaws.com/webhook"

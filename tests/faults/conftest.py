@@ -14,7 +14,7 @@ from typing import Any
 import psycopg2
 import pytest
 
-from expensebot_tools.local_stack import EmbeddedPostgres, migrate_database
+from expensebot_tools.local.stack import EmbeddedPostgres, migrate_database
 from tests.conftest import APPLICATION_TABLES, MOSCOW
 from tests.faults.figures import RESULTS, Figures
 
@@ -112,8 +112,8 @@ def system_on(template: Any, database: StoppablePostgres, **standin: Any) -> Ite
     """The application on the suite's own server, a stand-in without rate limits unless asked (pacing is
     tested elsewhere), on a virtual clock the stand-in shares."""
     from expensebot.clock import VirtualClock
-    from expensebot_tools.local_stack import LOCAL_BOT_TOKEN, running_system
-    from expensebot_tools.telegram_standin import TelegramStandIn
+    from expensebot_tools.local.stack import LOCAL_BOT_TOKEN, running_system
+    from expensebot_tools.local.telegram import TelegramStandIn
 
     clock = VirtualClock(START)
     options: dict[str, Any] = {"enforce_limits": False, "accept_any_chat": True, "clock": clock.now}

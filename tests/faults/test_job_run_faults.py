@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import expensebot.scheduling
-from expensebot_tools.events import schedule_event
+from expensebot_tools.local.events import schedule_event
 from tests.conftest import MOSCOW, run_sql
 from tests.faults.delivery import dead_letters, delivered_per_chat, redeliver, score
 

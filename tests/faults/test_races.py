@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from expensebot_tools.lambda_test import SEED_SQL
+from expensebot_tools.local.lambda_test import SEED_SQL
 from tests.conftest import EVENTS_DIR, MOSCOW, run_sql
 from tests.faults.delivery import delivered_per_chat
 
@@ -26,9 +26,9 @@ SPAWN = multiprocessing.get_context("spawn")  # fresh interpreters: nothing of t
 @pytest.fixture
 def shared_world(clean_database: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     """moto's server and the Telegram stand-in over HTTP, and the sample events' rows in the database."""
-    from expensebot_tools.local_stack import LOCAL_BOT_TOKEN
-    from expensebot_tools.local_up import moto_server
-    from expensebot_tools.telegram_standin import TelegramStandIn
+    from expensebot_tools.local.stack import LOCAL_BOT_TOKEN
+    from expensebot_tools.local.telegram import TelegramStandIn
+    from expensebot_tools.local.up import moto_server
 
     monkeypatch.setenv("DATABASE_URL", clean_database)  # the test's own queries (run_sql)
     for statement in SEED_SQL.split(";"):
@@ -54,14 +54,14 @@ def _invoke(world: dict[str, Any], function_id: str, event: dict[str, Any], star
     from types import SimpleNamespace
 
     from expensebot.clock import VirtualClock
-    from expensebot_tools.local_stack import running_system
-    from expensebot_tools.template import Template
+    from expensebot_tools.local.stack import running_system
+    from expensebot_tools.project.template import Template
 
     telegram = SimpleNamespace(base_url=world["telegram_base"])
     with running_system(template=Template(), database_url=world["database_url"], telegram=telegram,
                         clock=VirtualClock(datetime.fromisoformat(world["now"]))) as system:
         if mode == "schedule":
-            from expensebot_tools.events import schedule_event
+            from expensebot_tools.local.events import schedule_event
 
             spec = next(s for s in system.template.schedules() if s.function_id == function_id)
             event = schedule_event(spec.input, datetime.fromisoformat(event["slot"]))
@@ -152,8 +152,8 @@ def task_event(queue_id: str, body: dict[str, Any]) -> dict[str, Any]:
 def test_the_same_admin_report_in_two_worker_processes_at_once_is_sent_once(shared_world, figures, monkeypatch):
     from expensebot.clock import VirtualClock
     from expensebot.jobs.admin_report import AdminReport, gather_admin_stats
-    from expensebot_tools.local_stack import running_system
-    from expensebot_tools.template import Template
+    from expensebot_tools.local.stack import running_system
+    from expensebot_tools.project.template import Template
 
     for name, value in shared_world["env"].items():
         monkeypatch.setenv(name, value)
@@ -231,7 +231,7 @@ def test_the_same_schedule_slot_in_two_processes_runs_once(shared_world, figures
 
 
 def test_the_same_update_posted_twice_at_once_is_stored_and_answered_once(shared_world, figures):
-    from expensebot_tools.updates import FakeUser, UpdateFactory
+    from expensebot_tools.local.updates import FakeUser, UpdateFactory
 
     update = UpdateFactory().message(FakeUser(ANNA, "Анна"), "250 кофе", NOW)
     figures.faults += 1

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from expensebot_tools.updates import FakeUser, UpdateFactory
+from expensebot_tools.local.updates import FakeUser, UpdateFactory
 from tests.conftest import run_sql
 from tests.faults.delivery import delivered_per_chat, score
 

@@ -28,8 +28,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from expensebot.parsing import InvalidInput, parse_expense
-from expensebot_tools.events import api_gateway_event
-from expensebot_tools.updates import FakeUser, UpdateFactory
+from expensebot_tools.local.events import api_gateway_event
+from expensebot_tools.local.updates import FakeUser, UpdateFactory
 from tests.conftest import APPLICATION_TABLES, MOSCOW, run_sql
 from tests.faults.figures import RESULTS, Figures
 

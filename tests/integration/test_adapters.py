@@ -18,8 +18,8 @@ from expensebot.bootstrap import get_runtime
 from expensebot.delivery import Delivery, DeliveryInProgress, OutboundMessage, deliver
 from expensebot.errors import DatabaseUnavailable, TelegramChatUnavailable, TelegramRetryAfter
 from expensebot.jobs.budget_limits import BudgetAlert, send_budget_alert
-from expensebot_tools.local_stack import MIGRATIONS_DIR
-from expensebot_tools.telegram_standin import TelegramStandIn
+from expensebot_tools.local.telegram import TelegramStandIn
+from expensebot_tools.project.template import MIGRATIONS_DIR
 
 
 def _insert_user(user_id: int, *, chat_id: int | None = None) -> None:

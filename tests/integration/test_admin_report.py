@@ -22,7 +22,7 @@ ADMINS = (-1001234567890, 4242)
 @pytest.fixture
 def admin_system(aws, template, clean_database, telegram) -> Iterator[Any]:
     from expensebot.clock import VirtualClock
-    from expensebot_tools.local_stack import running_system
+    from expensebot_tools.local.stack import running_system
 
     for chat in ADMINS:
         telegram.add_chat(chat, first_name="admin")

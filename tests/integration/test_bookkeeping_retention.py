@@ -97,7 +97,7 @@ def test_job_runs_prunable_are_pruned_but_running_runs_and_each_jobs_latest_run_
 
 def test_the_retentions_are_settings(aws, template, clean_database, telegram):
     from expensebot.clock import VirtualClock
-    from expensebot_tools.local_stack import running_system
+    from expensebot_tools.local.stack import running_system
 
     parameters = {"ProcessedUpdatesRetentionDays": "2", "NotificationsRetentionDays": "20",
                   "JobRunsRetentionDays": "40"}

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from expensebot_tools.updates import Conversation, FakeUser, UpdateFactory
+from expensebot_tools.local.updates import Conversation, FakeUser, UpdateFactory
 from tests.conftest import MOSCOW
 from tests.conftest import run_sql as rows
 

@@ -10,7 +10,7 @@ import psycopg2
 import pytest
 
 from expensebot.parsing import MAX_DESCRIPTION_LENGTH
-from expensebot_tools.updates import Conversation, FakeUser
+from expensebot_tools.local.updates import Conversation, FakeUser
 
 ANNA = FakeUser(user_id=1001, first_name="Анна")
 NBSP = "\u00a0"

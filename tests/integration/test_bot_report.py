@@ -9,7 +9,7 @@ from datetime import datetime
 
 import pytest
 
-from expensebot_tools.updates import Conversation, FakeUser, UpdateFactory
+from expensebot_tools.local.updates import Conversation, FakeUser, UpdateFactory
 from tests.conftest import MOSCOW
 from tests.conftest import sql_value as count
 
@@ -81,7 +81,7 @@ def test_report_answers_in_english_and_asks_for_an_english_report(system, update
 
 def test_an_unreachable_reports_queue_answers_503_and_the_retry_enqueues_once(system, updates):
     from expensebot.bootstrap import build_runtime, set_runtime
-    from expensebot_tools.local_stack import environment
+    from expensebot_tools.local.stack import environment
 
     anna = Conversation(system, ANNA, updates)
     anna.reply("250 кофе")

@@ -9,7 +9,7 @@ from datetime import datetime
 
 import pytest
 
-from expensebot_tools.updates import Conversation, FakeUser, UpdateFactory
+from expensebot_tools.local.updates import Conversation, FakeUser, UpdateFactory
 from tests.conftest import MOSCOW
 from tests.conftest import run_sql as rows
 

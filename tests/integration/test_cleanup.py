@@ -75,7 +75,7 @@ def test_731_days_old_is_deleted_and_729_days_old_is_kept(system):
 
 def test_the_retention_is_a_setting(aws, template, clean_database, telegram):
     from expensebot.clock import VirtualClock
-    from expensebot_tools.local_stack import running_system
+    from expensebot_tools.local.stack import running_system
 
     with running_system(template=template, database_url=clean_database, telegram=telegram,
                         clock=VirtualClock(SLOT), parameters={"RetentionDays": "30"}) as system:

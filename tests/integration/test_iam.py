@@ -15,8 +15,7 @@ from typing import Any
 import boto3
 import pytest
 
-from expensebot_tools.iam import Role, expand_template, function_roles, managed_policy, matches_pattern
-from expensebot_tools.iam_emulator import (
+from expensebot_tools.local.iam_emulator import (
     AccessLog,
     Credentials,
     admin_credentials,
@@ -25,9 +24,10 @@ from expensebot_tools.iam_emulator import (
     iam_enforced,
     unused_grants,
 )
-from expensebot_tools.local_stack import LOCAL_BOT_TOKEN, LOCAL_WEBHOOK_SECRET, LocalSystem, running_system
-from expensebot_tools.telegram_standin import TelegramStandIn
-from expensebot_tools.template import Resolver, Template
+from expensebot_tools.local.stack import LOCAL_BOT_TOKEN, LOCAL_WEBHOOK_SECRET, LocalSystem, running_system
+from expensebot_tools.local.telegram import TelegramStandIn
+from expensebot_tools.project.iam import Role, expand_template, function_roles, managed_policy, matches_pattern
+from expensebot_tools.project.template import Resolver, Template
 from tests.conftest import MOSCOW, run_sql, sql_value
 
 ACCOUNT = "123456789012"
@@ -332,7 +332,7 @@ def worker_retries_a_failure_after_the_backoff_not_the_visibility_timeout(world:
 
 
 def webhook_report_command_enqueues_the_report(world: IamWorld) -> None:
-    from expensebot_tools.updates import Conversation, FakeUser
+    from expensebot_tools.local.updates import Conversation, FakeUser
 
     anna = Conversation(world.system, FakeUser(1007, "Anna", language_code="en"))
 
@@ -347,7 +347,7 @@ def webhook_report_command_enqueues_the_report(world: IamWorld) -> None:
 
 
 def webhook_refuses_a_wrong_secret_after_reading_the_real_one(world: IamWorld) -> None:
-    from expensebot_tools.updates import FakeUser, UpdateFactory
+    from expensebot_tools.local.updates import FakeUser, UpdateFactory
 
     update = UpdateFactory().message(FakeUser(1008, "Boris"), "/start", NOW)
 

@@ -31,7 +31,7 @@ from expensebot.scheduling import (
     ScheduledInvocation,
     run_scheduled_job,
 )
-from expensebot_tools.events import schedule_event
+from expensebot_tools.local.events import schedule_event
 from tests.conftest import MOSCOW, run_sql
 
 USERS = (1001, 1002, 1003)

@@ -172,7 +172,7 @@ def test_redrive_auto_falls_back_to_copy_where_move_tasks_are_unavailable(system
 
 
 def test_a_redrive_stopped_half_way_loses_nothing(system, capsys, monkeypatch):
-    from expensebot_tools import ops as ops_module
+    from expensebot_tools.operations import commands as ops_module
 
     bodies = park(system, "DefaultQueue", 15)
     dlq = dead_letter_url(system, "DefaultQueue")

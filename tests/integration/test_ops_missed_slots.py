@@ -9,7 +9,7 @@ import pytest
 
 from expensebot.bootstrap import get_runtime
 from expensebot_tools.cli import main
-from expensebot_tools.ops import missed_slot_rows
+from expensebot_tools.operations.commands import missed_slot_rows
 from tests.conftest import run_sql
 
 

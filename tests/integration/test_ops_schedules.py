@@ -13,7 +13,7 @@ import boto3
 import psycopg2
 import pytest
 
-from expensebot_tools.ops_schedules import next_runs
+from expensebot_tools.operations.schedules import next_runs
 from tests.integration.test_ops import cells, ops
 
 BERLIN = ZoneInfo("Europe/Berlin")

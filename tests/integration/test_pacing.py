@@ -22,8 +22,8 @@ from expensebot.config import Settings
 from expensebot.delivery import Delivery, OutboundMessage, deliver
 from expensebot.jobs.debug import DebugRequest, debug_task
 from expensebot.pacing import HeldBack, Pacer
-from expensebot_tools.local_stack import LOCAL_BOT_TOKEN, running_system
-from expensebot_tools.telegram_standin import TelegramStandIn
+from expensebot_tools.local.stack import LOCAL_BOT_TOKEN, running_system
+from expensebot_tools.local.telegram import TelegramStandIn
 from tests.conftest import MOSCOW
 
 START = datetime(2026, 3, 31, 20, 0, tzinfo=MOSCOW)

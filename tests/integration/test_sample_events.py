@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import psycopg2
 import pytest
 
-from expensebot_tools.events import api_gateway_event, schedule_event
+from expensebot_tools.local.events import api_gateway_event, schedule_event
 from tests.conftest import EVENTS_DIR, MOSCOW, load_event
 from tests.conftest import run_sql as _query
 
@@ -60,7 +60,7 @@ def _register_budget(user_id: int, category: str | None, amount: str) -> int:
 
 def cron_fires_at(expression: str, local: datetime) -> bool:
     """Whether Scheduler fires the expression at this local minute (the simulation's schedule engine)."""
-    from expensebot_tools.schedules import fire_times
+    from expensebot_tools.project.schedules import fire_times
 
     return local.second == 0 and fire_times(expression, local.tzinfo, local, local + timedelta(minutes=1)) == [local]
 

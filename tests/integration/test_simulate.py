@@ -12,13 +12,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from expensebot_tools.simulate import (
+from expensebot_tools.local.simulate import (
     SimulationInputError,
     read_updates,
     simulate,
     sqs_follows,
 )
-from expensebot_tools.updates import FakeUser, UpdateFactory
+from expensebot_tools.local.updates import FakeUser, UpdateFactory
 from tests.conftest import run_sql
 
 MOSCOW = ZoneInfo("Europe/Moscow")
@@ -171,7 +171,7 @@ def test_function_settings_come_from_the_environment_as_the_functions_read_them(
 
 
 def test_a_send_that_fails_is_redelivered_after_its_backoff_in_virtual_time(system):
-    from expensebot_tools.simulate import Simulation, SimulationReport
+    from expensebot_tools.local.simulate import Simulation, SimulationReport
 
     at = datetime(2026, 3, 10, 9, 0, tzinfo=MOSCOW)
     _anna_spends_85_percent(system, at)
@@ -198,7 +198,7 @@ def test_a_send_that_fails_is_redelivered_after_its_backoff_in_virtual_time(syst
 
 
 def test_a_send_that_keeps_failing_lands_in_the_dead_letter_queue_after_five_receives(system):
-    from expensebot_tools.simulate import Simulation, SimulationReport, _collect
+    from expensebot_tools.local.simulate import Simulation, SimulationReport, _collect
 
     at = datetime(2026, 3, 10, 9, 0, tzinfo=MOSCOW)
     _anna_spends_85_percent(system, at)

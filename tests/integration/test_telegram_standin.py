@@ -24,7 +24,7 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError, TelegramRetryAfter
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
-from expensebot_tools.telegram_standin import RecordedCall, TelegramStandIn
+from expensebot_tools.local.telegram import RecordedCall, TelegramStandIn
 
 TOKEN = "123456:TEST-TOKEN"
 ALICE = 1001

@@ -12,8 +12,8 @@ from datetime import datetime
 import psycopg2
 import pytest
 
-from expensebot_tools.events import api_gateway_event
-from expensebot_tools.updates import FakeUser, UpdateFactory
+from expensebot_tools.local.events import api_gateway_event
+from expensebot_tools.local.updates import FakeUser, UpdateFactory
 from tests.conftest import MOSCOW
 from tests.conftest import sql_value as _count
 
@@ -85,7 +85,7 @@ def test_a_redelivered_update_stores_the_expense_once_and_replies_once(system, u
 )
 def test_a_body_that_is_not_a_telegram_update_gets_400_with_the_reason(system, body, fragment):
     handler = system.template.load_handler("WebhookFunction")
-    from expensebot_tools.events import LocalLambdaContext
+    from expensebot_tools.local.events import LocalLambdaContext
 
     response = handler(api_gateway_event(body, secret="local-webhook-secret"), LocalLambdaContext())
     assert response["statusCode"] == 400
@@ -93,7 +93,7 @@ def test_a_body_that_is_not_a_telegram_update_gets_400_with_the_reason(system, b
 
 
 def test_a_base64_encoded_body_is_decoded(system, updates):
-    from expensebot_tools.events import LocalLambdaContext
+    from expensebot_tools.local.events import LocalLambdaContext
 
     system.telegram.add_chat(ANNA.user_id)
     handler = system.template.load_handler("WebhookFunction")
@@ -104,7 +104,7 @@ def test_a_base64_encoded_body_is_decoded(system, updates):
 
 def test_the_database_down_answers_503_so_telegram_retries_and_the_retry_is_processed_once(system, updates):
     from expensebot.bootstrap import build_runtime, get_runtime, set_runtime
-    from expensebot_tools.local_stack import environment
+    from expensebot_tools.local.stack import environment
 
     system.telegram.add_chat(ANNA.user_id)
     update = updates.message(ANNA, "250 кофе", AT)
@@ -125,7 +125,7 @@ def test_without_webhook_secret_the_secret_named_in_the_environment_is_the_one_r
     from aws_lambda_powertools.utilities.parameters.secrets import DEFAULT_PROVIDERS
 
     from expensebot.bootstrap import build_runtime, set_runtime
-    from expensebot_tools.local_stack import environment
+    from expensebot_tools.local.stack import environment
 
     DEFAULT_PROVIDERS.clear()  # Powertools caches its provider (and values) per process
     boto3.client("secretsmanager", region_name="us-east-1").create_secret(
@@ -149,7 +149,7 @@ def test_without_webhook_secret_the_secret_named_in_the_environment_is_the_one_r
 
 def _answer(system, body: str, *, base64_body: bool = False) -> dict:
     """The webhook's answer as API Gateway would give it: an exception escaping the handler is its 500."""
-    from expensebot_tools.events import LocalLambdaContext
+    from expensebot_tools.local.events import LocalLambdaContext
 
     handler = system.template.load_handler("WebhookFunction")
     event = api_gateway_event(body, secret="local-webhook-secret", base64_body=base64_body)
@@ -235,7 +235,7 @@ def test_a_body_over_a_mebibyte_gets_413_before_it_is_parsed(system):
 
 
 def test_a_base64_body_that_is_not_base64_gets_400(system):
-    from expensebot_tools.events import LocalLambdaContext
+    from expensebot_tools.local.events import LocalLambdaContext
 
     handler = system.template.load_handler("WebhookFunction")
     event = api_gateway_event("{}", secret="local-webhook-secret")
@@ -273,7 +273,7 @@ def test_a_poison_update_whose_failure_cannot_be_recorded_still_answers_200(syst
 def test_a_command_to_the_bot_by_name_while_telegram_fails_is_retried_not_lost(system, updates):
     # A new execution environment does not know the bot's username; aiogram asks Telegram (getMe) the first
     # time a command names a bot. Telegram failing then must leave the update to Telegram's retry.
-    from expensebot_tools.updates import Conversation
+    from expensebot_tools.local.updates import Conversation
 
     anna = Conversation(system, ANNA, updates)
     anna.reply("250 кофе")
@@ -297,7 +297,7 @@ def test_the_bot_asks_telegram_who_it_is_once_and_never_inside_an_update_s_trans
     import psycopg2.extensions
 
     from expensebot.bootstrap import get_runtime
-    from expensebot_tools.updates import Conversation
+    from expensebot_tools.local.updates import Conversation
 
     anna = Conversation(system, ANNA, updates)
     anna.reply("250 кофе")

@@ -6,7 +6,7 @@ import re
 
 import yaml
 
-from expensebot_tools.template import PROJECT_ROOT
+from expensebot_tools.project.template import PROJECT_ROOT
 
 SKIPS = PROJECT_ROOT / "infra" / "checkov-skips.yaml"
 CHECK_ID = re.compile(r"CKV2?_AWS_\d+")
@@ -35,5 +35,5 @@ def test_make_lint_runs_checkov_on_the_template_and_its_sam_expansion_with_the_s
     lint = makefile.split("\nlint:", 1)[1].split("\n\n", 1)[0]
     assert "$(CHECKOV) $(CHECKOV_ARGS) -f template.yaml" in lint
     assert "$(CHECKOV) $(CHECKOV_ARGS) -f $(EXPANDED)" in lint
-    assert "expensebot_tools.sam_expand $(EXPANDED)" in lint
+    assert "expensebot_tools.project.sam_expand $(EXPANDED)" in lint
     assert "infra/checkov-skips.yaml" in makefile

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from expensebot_tools.iam import Role, expand_template, function_roles, managed_policy, matches_pattern
-from expensebot_tools.template import Resolver, Template
+from expensebot_tools.project.iam import Role, expand_template, function_roles, managed_policy, matches_pattern
+from expensebot_tools.project.template import Resolver, Template
 
 ACCOUNT_PREFIX = "arn:aws:sqs:us-east-1:123456789012:"
 WORKERS = {

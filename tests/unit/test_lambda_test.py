@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from expensebot_tools.lambda_test import CASES, Case, judge, render_table, sam_env_vars, uncovered
-from expensebot_tools.local_stack import LOCAL_WEBHOOK_SECRET, LocalQueues
+from expensebot_tools.local.lambda_test import CASES, Case, judge, render_table, sam_env_vars, uncovered
+from expensebot_tools.local.stack import LOCAL_WEBHOOK_SECRET, LocalQueues
 from tests.conftest import load_event
 
 HOST = "http://172.17.0.1:41000"
@@ -116,7 +116,8 @@ def test_the_table_has_one_row_per_invocation_and_marks_mismatches():
 def test_a_machine_with_neither_docker_nor_root_skips_with_one_line_and_exit_0(monkeypatch, tmp_path, capsys):
     import argparse
 
-    from expensebot_tools import lambda_docker, lambda_test
+    from expensebot_tools.local import docker as lambda_docker
+    from expensebot_tools.local import lambda_test
 
     (tmp_path / "bin").mkdir()
     (tmp_path / "bin" / "sam").touch()
@@ -132,7 +133,7 @@ def test_a_machine_with_neither_docker_nor_root_skips_with_one_line_and_exit_0(m
 
 
 def test_the_base_image_is_the_real_one_when_here_or_reachable_and_else_the_stand_in_built_once(monkeypatch):
-    from expensebot_tools import lambda_docker
+    from expensebot_tools.local import docker as lambda_docker
 
     built = []
     monkeypatch.setattr(lambda_docker, "build_standin", lambda machine: built.append(machine))

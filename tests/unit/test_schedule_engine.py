@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from expensebot_tools.schedules import ScheduleExpressionError, fire_times
-from expensebot_tools.template import Template
+from expensebot_tools.project.schedules import ScheduleExpressionError, fire_times
+from expensebot_tools.project.template import Template
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -198,7 +198,7 @@ def test_every_schedule_of_the_template_parses_and_fires_as_its_description_says
 
 
 def test_the_simulation_plans_every_enabled_schedule_of_the_template_in_its_time_zone():
-    from expensebot_tools.simulate import plan_schedules
+    from expensebot_tools.local.simulate import plan_schedules
 
     planned = plan_schedules(Template(), "Europe/Berlin", local(BERLIN, 2026, 3, 29), local(BERLIN, 2026, 3, 30))
     by_function: dict[str, list[datetime]] = {}

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from expensebot_tools.events import schedule_event
-from expensebot_tools.template import PROJECT_ROOT, Template
+from expensebot_tools.local.events import schedule_event
+from expensebot_tools.project.template import PROJECT_ROOT, Template
 
 # The seed's Celery queues, as the template names the SQS queue that replaces each one.
 CELERY_QUEUES = {
@@ -401,7 +401,7 @@ def test_the_layer_requirements_match_the_project_dependencies_except_boto3(temp
 _REPORT_AIOGRAM = """
 import json, sys
 from pathlib import Path
-from expensebot_tools.template import load_module
+from expensebot_tools.project.template import load_module
 load_module(Path(sys.argv[1]))
 print(json.dumps(any(name.startswith("aiogram") for name in sys.modules)))
 """

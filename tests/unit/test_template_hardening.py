@@ -1,7 +1,7 @@
 """The hardening of template.yaml (issue 12, section 3): throttling and access logs on the HTTP API, the webhook's
 reserved concurrency, a log group with a retention for every function, the database URL as a secret, the
 network-interface actions only with a VPC, encrypted topic and queues. Where SAM adds resources or policies of its
-own, the test reads the template as the SAM translator expands it (expensebot_tools.sam_expand)."""
+own, the test reads the template as the SAM translator expands it (expensebot_tools.project.sam_expand)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from expensebot_tools.sam_expand import expand
-from expensebot_tools.template import Resolver, Template
+from expensebot_tools.project.sam_expand import expand
+from expensebot_tools.project.template import Resolver, Template
 
 WEBHOOK_FUNCTION = "WebhookFunction"
 

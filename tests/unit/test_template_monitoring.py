@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from expensebot_tools.template import PROJECT_ROOT, Resolver, Template
+from expensebot_tools.project.template import PROJECT_ROOT, Resolver, Template
 
 CLOUDWATCH_MAX_METRICS_PER_MATH_ALARM = 10
 SEED_APP_METRICS = {

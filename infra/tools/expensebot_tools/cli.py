@@ -4,23 +4,16 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
-from pathlib import Path
-from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-
-from expensebot_tools.template import PROJECT_ROOT, Template
+from expensebot_tools.console import EXIT_PROBLEM, EXIT_USAGE, CliError, load_settings, quiet_closed_pipe
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     from expensebot.adapters.database import Database
     from expensebot.adapters.migrations import pending
-    from expensebot_tools.local_stack import MIGRATIONS_DIR, migrate_database
+    from expensebot_tools.local.stack import MIGRATIONS_DIR, migrate_database
 
     url = args.database_url or os.environ.get("DATABASE_URL")
     if not url:
@@ -32,88 +25,16 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         waiting = pending(database, MIGRATIONS_DIR)
         database.close()
         print("schema is current" if not waiting else f"pending: {', '.join(waiting)}")
-        return 1 if waiting else 0
+        return EXIT_PROBLEM if waiting else 0
     applied = migrate_database(url, timezone=timezone)
     print(f"applied: {', '.join(applied)}" if applied else "schema is current; nothing to apply")
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from expensebot_tools.demo import run_demo
+    from expensebot_tools.local.demo import run_demo
 
     run_demo(database_url=args.database_url, verbose=args.verbose)
-    return 0
-
-
-_IMPORT_PROBE = """
-import json, sys, time
-sys.path[:0] = {extra!r}
-from expensebot_tools.template import load_module
-from pathlib import Path
-from typing import Any
-started = time.perf_counter()
-load_module(Path({path!r}))
-elapsed = time.perf_counter() - started
-aiogram = any(m.split(".")[0] == "aiogram" for m in sys.modules)
-# What the first invocation adds: the task registry and boto3 (the SQS client is built on first use).
-import expensebot.jobs, boto3
-first_call = time.perf_counter() - started
-print(json.dumps({{"seconds": elapsed, "first_call_seconds": first_call, "aiogram": aiogram}}))
-"""
-
-
-def measure_import(module_path: Path, runs: int = 3, python: str = sys.executable) -> dict[str, float | bool]:
-    """Cold import of one handler module in fresh interpreters; the fastest of `runs`. The layer's and
-    the tools' folders go first on sys.path, as /opt/python does in Lambda, so any interpreter with the
-    layer's requirements installed can be measured (e.g. the runtime's Python 3.13)."""
-    best: dict[str, float | bool] | None = None
-    paths = [str(PROJECT_ROOT / "layers" / "expensebot"), str(PROJECT_ROOT / "infra" / "tools")]
-    for _ in range(runs):
-        code = _IMPORT_PROBE.format(path=str(module_path), extra=paths)
-        try:
-            output = subprocess.run([python, "-c", code], capture_output=True, text=True, check=True)
-        except subprocess.CalledProcessError as exc:
-            message = f"expensebot dev import-times: {python} could not import {module_path}:\n{exc.stderr}"
-            raise SystemExit(message) from None
-        result = json.loads(output.stdout.strip().splitlines()[-1])
-        if best is None or result["seconds"] < best["seconds"]:
-            best = result
-    assert best is not None
-    return best
-
-
-def cmd_import_times(args: argparse.Namespace) -> int:
-    template = Template()
-    rows = []
-    seen: dict[Path, dict[str, float | bool]] = {}
-    for function_id, spec in sorted(template.functions.items()):
-        if spec.module_path not in seen:
-            seen[spec.module_path] = measure_import(spec.module_path, runs=args.runs, python=args.python)
-        measured = seen[spec.module_path]
-        rows.append(
-            {
-                "function": function_id,
-                "module": str(spec.module_path.relative_to(PROJECT_ROOT)),
-                "import_seconds": round(float(measured["seconds"]), 3),
-                "with_first_call_seconds": round(float(measured["first_call_seconds"]), 3),
-                "imports_aiogram": bool(measured["aiogram"]),
-            }
-        )
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    version = subprocess.run([args.python, "-c", "import sys; print(sys.version.split()[0])"],
-                             capture_output=True, text=True, check=True).stdout.strip()
-    table = Table(title=f"Cold import of each handler module (best of {args.runs}, Python {version})")
-    for column in ("function", "module", "import s", "+ first call s", "aiogram"):
-        table.add_column(column, no_wrap=True)
-    for row in rows:
-        table.add_row(row["function"], row["module"], f"{row['import_seconds']:.3f}",
-                      f"{row['with_first_call_seconds']:.3f}", "yes" if row["imports_aiogram"] else "no")
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=130)
-    console.print(table)
     return 0
 
 
@@ -130,23 +51,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def load_settings() -> Any:
-    """The functions' settings from the environment, or a one-line-per-problem exit."""
-    from pydantic import ValidationError
-
-    from expensebot.config import Settings
-
-    try:
-        return Settings()
-    except ValidationError as exc:
-        problems = "\n".join(
-            f"  {error['loc'][0] if error['loc'] else '?'}: {str(error['msg']).removeprefix('Value error, ')}"
-            for error in exc.errors()
-        )
-        raise SystemExit(f"expensebot: invalid configuration:\n{problems}") from None
-
-
 def build_parser() -> argparse.ArgumentParser:
+    from expensebot_tools.project.import_times import cmd_import_times
+
     parser = argparse.ArgumentParser(prog="expensebot", description="ExpenseBot serverless: local stack and tools")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -181,35 +88,62 @@ def build_parser() -> argparse.ArgumentParser:
                          help="interpreter to measure with (needs the layer's requirements and aiogram)")
     imports.set_defaults(func=cmd_import_times)
 
-    from expensebot_tools.ops import add_parser as add_ops_parser
-    from expensebot_tools.webhook_admin import add_parser as add_webhook_parser
+    from expensebot_tools.operations.commands import add_parser as add_ops_parser
+    from expensebot_tools.operations.webhook import add_parser as add_webhook_parser
 
     add_webhook_parser(commands)
     add_ops_parser(commands)
-    from expensebot_tools.simulate import add_parser as add_simulate_parser
+    from expensebot_tools.local.simulate import add_parser as add_simulate_parser
 
     add_simulate_parser(commands)
-    from expensebot_tools.local_up import add_parser as add_local_parser
+    from expensebot_tools.local.up import add_parser as add_local_parser
 
     add_local_parser(commands)
-    from expensebot_tools.lambda_test import add_parser as add_lambda_test_parser
+    from expensebot_tools.local.lambda_test import add_parser as add_lambda_test_parser
 
     add_lambda_test_parser(commands)
     return parser
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("expensebot-serverless")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command under the exit-code contract of expensebot_tools.console: 0 all well, 1 a problem
+    found, 2 a usage or configuration error or an unreachable service; errors in one line on stderr."""
     import psycopg2
+    from botocore.exceptions import BotoCoreError, ClientError
 
     from expensebot.errors import ExpenseBotError
 
     args = build_parser().parse_args(argv)
+    command = " ".join(part for part in (args.command, *_subcommands(args)) if part)
     try:
         return int(args.func(args))
-    except (ExpenseBotError, psycopg2.Error) as exc:
+    except CliError as exc:
+        print(f"expensebot {command}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except (ExpenseBotError, psycopg2.Error, BotoCoreError, ClientError) as exc:
         # What went wrong, in one line; a traceback helps nobody who mistyped a URL.
-        print(f"expensebot {args.command}: {type(exc).__name__}: {str(exc).strip()}", file=sys.stderr)
-        return 1
+        print(f"expensebot {command}: {type(exc).__name__}: {' '.join(str(exc).split())}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:
+        quiet_closed_pipe()
+        return 0
+    except KeyboardInterrupt:
+        print(f"expensebot {command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _subcommands(args: argparse.Namespace) -> list[str]:
+    return [value for key, value in sorted(vars(args).items())
+            if key.endswith("_command") and isinstance(value, str)]
 
 
 if __name__ == "__main__":

@@ -149,18 +149,18 @@ def run(ctx: BenchContext) -> None:
     from moto.server import ThreadedMotoServer
 
     from expensebot.bootstrap import set_runtime
-    from expensebot_tools.cli import measure_import
-    from expensebot_tools.events import LocalLambdaContext, api_gateway_event
-    from expensebot_tools.local_stack import (
+    from expensebot_tools.local.events import LocalLambdaContext, api_gateway_event
+    from expensebot_tools.local.stack import (
         LOCAL_BOT_TOKEN,
         LOCAL_WEBHOOK_SECRET,
         LocalQueues,
         environment,
         sqs_client,
     )
-    from expensebot_tools.telegram_standin import TelegramStandIn
-    from expensebot_tools.template import Template
-    from expensebot_tools.updates import FakeUser, UpdateFactory
+    from expensebot_tools.local.telegram import TelegramStandIn
+    from expensebot_tools.local.updates import FakeUser, UpdateFactory
+    from expensebot_tools.project.import_times import measure_import
+    from expensebot_tools.project.template import Template
 
     # moto's server logs every request, and Powertools warns about invocations that add no metric.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)

@@ -63,8 +63,8 @@ def _worker_process(database_url: str, telegram_base: str, env: dict[str, str], 
     from types import SimpleNamespace
 
     from expensebot.clock import SystemClock
-    from expensebot_tools.local_stack import running_system
-    from expensebot_tools.template import Template
+    from expensebot_tools.local.stack import running_system
+    from expensebot_tools.project.template import Template
 
     template = Template()
     telegram = SimpleNamespace(base_url=telegram_base)
@@ -98,9 +98,9 @@ def _broadcast(ctx: BenchContext, database_url: str, run: str, *, pacing: bool, 
     from expensebot.clock import SystemClock
     from expensebot.config import Settings
     from expensebot.jobs.debug import DebugRequest, debug_task
-    from expensebot_tools.local_stack import LOCAL_BOT_TOKEN, LocalQueues, local_environment, sqs_client
-    from expensebot_tools.telegram_standin import TelegramStandIn
-    from expensebot_tools.template import Template
+    from expensebot_tools.local.stack import LOCAL_BOT_TOKEN, LocalQueues, local_environment, sqs_client
+    from expensebot_tools.local.telegram import TelegramStandIn
+    from expensebot_tools.project.template import Template
 
     template = Template()
     standin = TelegramStandIn(tokens=[LOCAL_BOT_TOKEN], accept_any_chat=True, global_rate=RATE)
@@ -167,7 +167,7 @@ def _broadcast(ctx: BenchContext, database_url: str, run: str, *, pacing: bool, 
 @benchmark("broadcast", needs_dataset=False)
 def broadcast(ctx: BenchContext) -> None:
     """3,000 chats through queue → concurrent workers → Telegram stand-in at 30/s, paced and unpaced."""
-    from expensebot_tools.local_stack import EmbeddedPostgres, migrate_database
+    from expensebot_tools.local.stack import EmbeddedPostgres, migrate_database
 
     server = EmbeddedPostgres()
     server.start()

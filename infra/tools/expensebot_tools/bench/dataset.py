@@ -42,7 +42,7 @@ from rich.progress import Progress
 
 from expensebot.categories import CATEGORIES
 from expensebot_tools.bench import BENCH_DIR, progress_bar
-from expensebot_tools.local_stack import EmbeddedPostgres, migrate_database
+from expensebot_tools.local.stack import EmbeddedPostgres, migrate_database
 
 # Bumped whenever the generator's output changes, so an old data set is not taken for a new one.
 GENERATOR_VERSION = 1

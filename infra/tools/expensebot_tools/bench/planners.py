@@ -79,8 +79,8 @@ def run(ctx: BenchContext) -> None:
     from moto.server import ThreadedMotoServer
 
     from expensebot.tasks import registry
-    from expensebot_tools.local_stack import LocalQueues, environment, sqs_client
-    from expensebot_tools.template import Template
+    from expensebot_tools.local.stack import LocalQueues, environment, sqs_client
+    from expensebot_tools.project.template import Template
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request otherwise
     port = _free_port()

@@ -29,39 +29,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from expensebot_tools.local_stack import EmbeddedPostgres, environment, migrate_database
-from expensebot_tools.template import Template
-from expensebot_tools.updates import FakeUser
-
-USERS = (
-    FakeUser(1001, "Анна", "anna"),
-    FakeUser(1002, "Борис", "boris"),
-    FakeUser(1003, "Вера", "vera"),
-    FakeUser(1004, "Emma", "emma", language_code="en"),
-)
-# The demo's admin group: ADMIN_CHAT_IDS points here unless the environment names other chats.
-ADMIN_CHAT_ID = -1001000000001
-
-# (minutes after 09:00 on the month's first day, user, text): the demo's first morning.
-SCRIPT: tuple[tuple[int, FakeUser, str], ...] = (
-    (0, USERS[0], "/start"),
-    (1, USERS[0], "/budget 1000"),
-    (2, USERS[0], "850 кофе"),
-    (3, USERS[1], "/start"),
-    (4, USERS[1], "/budget 20000"),
-    (5, USERS[1], "продукты 12000"),
-    (6, USERS[2], "/start"),
-    (7, USERS[2], "/budget 5000"),
-    (8, USERS[2], "такси 3500"),
-    (9, USERS[3], "/start"),
-    (10, USERS[3], "/budget 300"),
-    (11, USERS[3], "coffee 120"),
-    (12, USERS[1], "/recurring 5 35000 аренда"),
-    (13, USERS[3], "/recurring 15 12 music subscription"),
-    (35, USERS[1], "4500 аптека"),
-    (40, USERS[2], "1800 ужин в ресторане"),
-    (70, USERS[3], "movie tickets 200"),
-)
+from expensebot_tools.console import CliError
+from expensebot_tools.local.demo_world import ADMIN_CHAT_ID, USERS
+from expensebot_tools.local.stack import EmbeddedPostgres, environment, migrate_database
+from expensebot_tools.project.template import Template
 
 KIND_LABELS = {
     "budget_alert": ("budget alert", "red"),
@@ -103,13 +74,13 @@ def run_demo(console: Console | None = None, *, day: datetime | None = None, dat
     """Simulates the month holding `day` (default: now) and prints its timeline. With no database_url it
     starts (and removes) an embedded PostgreSQL; a database given must have no users, since the demo's
     users would collide."""
-    from expensebot_tools.simulate import _zone_name
+    from expensebot_tools.local.simulate import template_zone_name
 
     console = console or Console()
     if not console.is_terminal:  # piped or captured: wide enough for the tables, as simulate prints them
         console = Console(width=120)
     started = time.monotonic()
-    zone_name = _zone_name(Template())
+    zone_name = template_zone_name(Template())
     zone = ZoneInfo(zone_name)
     start, end = month_window(day or datetime.now(zone), zone)
     # As in Lambda, Powertools reads its settings when the library is first imported: set them first.
@@ -157,14 +128,14 @@ def _require_no_users(url: str, zone_name: str) -> None:
     finally:
         database.close()
     if existing:
-        raise SystemExit("expensebot demo: the database already has users; give it an empty one")
+        raise CliError("the database already has users; give it an empty one")
 
 
 def _simulate(start: datetime, end: datetime, zone_name: str, outbox: Path, url: str,
               console: Console) -> tuple[Any, dict[tuple[int, int], str]]:
     """The month through simulate; then which (chat, message id) each job's notification went out as."""
     from expensebot.adapters.database import Database
-    from expensebot_tools.simulate import simulate
+    from expensebot_tools.local.simulate import simulate
 
     report = simulate(start=start, end=end, zone_name=zone_name, updates=[], demo=True, outbox=outbox,
                       database_url=url, console=Console(stderr=True))
@@ -180,7 +151,7 @@ def _simulate(start: datetime, end: datetime, zone_name: str, outbox: Path, url:
 def timeline(calls: list[dict[str, Any]], kinds: dict[tuple[int, int], str], start: datetime, end: datetime,
              zone: ZoneInfo, *, admin_chats: set[int]) -> list[Line]:
     """What the users typed (the demo's updates) and every message the bot sent (the outbox), in time order."""
-    from expensebot_tools.simulate import demo_updates
+    from expensebot_tools.local.simulate import demo_updates
 
     names: dict[int, str] = {user.user_id: user.first_name for user in USERS}
     names.update({chat: "admins" for chat in admin_chats})
@@ -210,7 +181,7 @@ def brief(text: str, max_lines: int = 2) -> str:
 
 
 def _print(console: Console, result: DemoResult, start: datetime, zone_name: str, *, external_db: bool) -> None:
-    from expensebot_tools.simulate import print_summary
+    from expensebot_tools.local.simulate import print_summary
 
     console.print()
     console.print(Text(f"ExpenseBot demo — {start:%B %Y}, the whole system on this machine", style="bold"))

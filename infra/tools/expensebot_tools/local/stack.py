@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from expensebot_tools.events import LocalLambdaContext, sqs_event
-from expensebot_tools.template import PROJECT_ROOT, Resolver, Template
+from expensebot_tools.local.events import LocalLambdaContext, sqs_event
+from expensebot_tools.project.template import MIGRATIONS_DIR, Resolver, Template
 
-MIGRATIONS_DIR = PROJECT_ROOT / "infra" / "migrations"
 LOCAL_BOT_TOKEN = "123456:LOCAL-TEST-TOKEN"
 LOCAL_WEBHOOK_SECRET = "local-webhook-secret"
 
@@ -278,13 +277,13 @@ class LocalSystem:
             )
 
     def post_update(self, update: dict[str, Any], *, secret: str | None = None) -> dict[str, Any]:
-        from expensebot_tools.events import api_gateway_event
+        from expensebot_tools.local.events import api_gateway_event
 
         secret = os.environ.get("WEBHOOK_SECRET", LOCAL_WEBHOOK_SECRET) if secret is None else secret
         return self.invoke(self.WEBHOOK_FUNCTION, api_gateway_event(update, secret=secret))
 
     def fire_schedule(self, function_id: str, scheduled_time: Any, *, attempt: int = 1) -> dict[str, Any]:
-        from expensebot_tools.events import schedule_event
+        from expensebot_tools.local.events import schedule_event
 
         schedule = self._schedules[function_id]
         return self.invoke(function_id, schedule_event(schedule.input, scheduled_time, attempt=attempt))

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from expensebot_tools.iam import Role, matches_pattern
+from expensebot_tools.project.iam import Role, matches_pattern
 
 # AWS authorises each batch call as its single-message action.
 BATCH_ACTIONS = {

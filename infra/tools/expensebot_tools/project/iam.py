@@ -14,7 +14,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar
 
-from expensebot_tools.template import PROJECT_ROOT, TEMPLATE_PATH, Resolver, UnresolvedReference
+from expensebot_tools.project.template import PROJECT_ROOT, TEMPLATE_PATH, Resolver, UnresolvedReference
 
 MANAGED_POLICIES_PATH = PROJECT_ROOT / "infra" / "iam" / "aws_managed_policies.json"
 
@@ -107,7 +107,7 @@ def aws_managed_policies() -> dict[str, dict[str, Any]]:
 
 def expand_template(path: Path = TEMPLATE_PATH, parameters: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """template.yaml as CloudFormation receives it after the SAM transform (sam_expand.expand)."""
-    from expensebot_tools.sam_expand import expand
+    from expensebot_tools.project.sam_expand import expand
 
     return expand(path, dict(parameters or {}))
 

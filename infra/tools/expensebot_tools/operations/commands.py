@@ -21,7 +21,7 @@ TELEGRAM_*; AWS_ENDPOINT_URL for a local moto server, which boto3 honours by its
 - `run JOB [--slot ISO]`: runs a job now through the ledger, in-process against the configured database
   and queues, or with `--function-name` through a Lambda invoke of the deployed job function.
 - `send TASK --args JSON`: validates the arguments against the task's model and enqueues one unit.
-- `schedules [disable|enable NAME]` (ops_schedules.py) and `doctor` (ops_doctor.py).
+- `schedules [disable|enable NAME]` (operations/schedules.py) and `doctor` (operations/doctor.py).
 Every read command takes `--json`.
 """
 
@@ -30,50 +30,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
+from expensebot_tools.console import CliError, opened_runtime, print_json, print_table
 
 RECEIVE_BATCH = 10
 # How long a message peeked by `dlq show`, or taken by a `copy` redrive, stays hidden if this command dies:
 # short, so an interrupted command leaves the messages where they were a minute later.
 PEEK_VISIBILITY_SECONDS = 60
-
-
-class OpsError(Exception):
-    """A problem the operator can fix, said in one line."""
-
-
-@contextmanager
-def opened_runtime() -> Iterator[Any]:
-    from expensebot.bootstrap import build_runtime
-    from expensebot_tools.cli import load_settings
-
-    runtime = build_runtime(load_settings())
-    try:
-        yield runtime
-    finally:
-        runtime.db.close()
-
-
-def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    table = Table(title=title)
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(*("" if cell is None else str(cell) for cell in row))
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=160)
-    console.print(table)
-
-
-def print_json(value: Any) -> None:
-    print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
 
 
 # --- tasks ----------------------------------------------------------------------------------------------
@@ -272,7 +237,7 @@ def _queue_url(runtime: Any, queue: str, *, dead_letter: bool = False) -> str:
     from expensebot.config import QUEUE_NAMES
 
     if queue not in QUEUE_NAMES:
-        raise OpsError(f"unknown queue {queue!r}; queues are {', '.join(QUEUE_NAMES)}")
+        raise CliError(f"unknown queue {queue!r}; queues are {', '.join(QUEUE_NAMES)}")
     url = runtime.queues.url(queue)
     return runtime.queues.dead_letter_url(url) if dead_letter else url
 
@@ -394,7 +359,7 @@ def redrive_by_copy(client: Any, dead_letter_url: str, queue_url: str, *, limit:
         moved += len(done)
         if sent.get("Failed"):
             reasons = "; ".join(f"{f.get('Code')}: {f.get('Message')}" for f in sent["Failed"])
-            raise OpsError(f"{moved} moved, then SQS refused to re-send {len(sent['Failed'])}: {reasons}; "
+            raise CliError(f"{moved} moved, then SQS refused to re-send {len(sent['Failed'])}: {reasons}; "
                            "the rest are still in the DLQ: run the redrive again")
     return moved
 
@@ -416,7 +381,7 @@ def cmd_dlq_redrive(args: argparse.Namespace) -> int:
                                                       DestinationArn=_queue_arn(client, queue_url))
             except (ClientError, NotImplementedError) as exc:
                 if args.method == "move":
-                    raise OpsError(f"StartMessageMoveTask failed: {exc}; try --method copy") from exc
+                    raise CliError(f"StartMessageMoveTask failed: {exc}; try --method copy") from exc
             else:
                 print(f"redrive started by SQS (move task {task['TaskHandle'][:24]}…): "
                       f"{args.queue!r} DLQ → {args.queue!r}; `ops queues` shows it emptying")
@@ -435,7 +400,7 @@ def _slot(text: str | None, tz: Any, now: datetime) -> datetime:
     try:
         slot = datetime.fromisoformat(text)
     except ValueError as exc:
-        raise OpsError(f"--slot {text!r} is not an ISO date and time, e.g. 2026-03-10T09:00") from exc
+        raise CliError(f"--slot {text!r} is not an ISO date and time, e.g. 2026-03-10T09:00") from exc
     return slot if slot.tzinfo else slot.replace(tzinfo=tz)
 
 
@@ -444,7 +409,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     known = jobs()
     if args.job not in known:
-        raise OpsError(f"unknown job {args.job!r}; jobs are {', '.join(sorted(known))}")
+        raise CliError(f"unknown job {args.job!r}; jobs are {', '.join(sorted(known))}")
     with opened_runtime() as runtime:
         slot = _slot(args.slot, runtime.settings.tz, runtime.clock.now())
         invocation = ScheduledInvocation(job=args.job, scheduled_time=slot, execution_id="expensebot-ops-run")
@@ -455,7 +420,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 FunctionName=args.function_name, Payload=invocation.model_dump_json().encode())
             payload = json.loads(response["Payload"].read() or b"null")
             if response.get("FunctionError"):
-                raise OpsError(f"{args.function_name} failed: {payload}")
+                raise CliError(f"{args.function_name} failed: {payload}")
             outcome = payload
         else:
             outcome = run_scheduled_job(invocation, runtime=runtime).model_dump(mode="json")
@@ -480,7 +445,7 @@ def cmd_send(args: argparse.Namespace) -> int:
         task_args = task.args_model.model_validate_json(args.args)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'args'}: {e['msg']}" for e in exc.errors())
-        raise OpsError(f"invalid --args for {task.name}: {problems}") from None
+        raise CliError(f"invalid --args for {task.name}: {problems}") from None
     with opened_runtime() as runtime:
         message_id = task.delay(task_args, runtime=runtime)
     print(f"sent {task.name} to the {task.queue!r} queue: message {message_id}")
@@ -497,7 +462,7 @@ def add_parser(commands: Any) -> None:
         def run(args: argparse.Namespace) -> int:
             try:
                 return int(func(args))
-            except (OpsError, ExpenseBotError) as exc:
+            except (CliError, ExpenseBotError) as exc:
                 print(f"expensebot ops {args.ops_command}: {exc}", file=sys.stderr)
                 return 2
 
@@ -550,8 +515,8 @@ def add_parser(commands: Any) -> None:
     send.add_argument("--args", default="{}", help="the task's arguments as JSON (validated first)")
     send.set_defaults(func=guarded(cmd_send))
 
-    from expensebot_tools.ops_doctor import add_parser as add_doctor_parser
-    from expensebot_tools.ops_schedules import add_parser as add_schedules_parser
+    from expensebot_tools.operations.doctor import add_parser as add_doctor_parser
+    from expensebot_tools.operations.schedules import add_parser as add_schedules_parser
 
     add_schedules_parser(sub, guarded)
     add_doctor_parser(sub, guarded)

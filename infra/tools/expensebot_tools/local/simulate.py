@@ -3,7 +3,7 @@
 A virtual clock runs from --start to --end. In time order: each Telegram update of --updates goes through the
 webhook handler at its message date (file order kept: an update dated before the previous one is delivered
 with it); each schedule of template.yaml fires its job handler at every time Scheduler would fire it
-(expensebot_tools.schedules: the schedule's time zone, daylight saving included); after each event the
+(expensebot_tools.project.schedules: the schedule's time zone, daylight saving included); after each event the
 worker queues are drained through their handlers, as the event source mapping does. Moto's SQS is made to
 follow the virtual clock, so a delay, a visibility timeout or a redelivery after N seconds happens after N
 virtual seconds; the queues are drained again at each such moment. A job that raises is retried twice, as
@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from rich.console import Console
 from rich.table import Table
 
-from expensebot_tools.local_stack import (
+from expensebot_tools.local.stack import (
     LOCAL_BOT_TOKEN,
     EmbeddedPostgres,
     LocalSystem,
@@ -38,8 +38,8 @@ from expensebot_tools.local_stack import (
     migrate_database,
     running_system,
 )
-from expensebot_tools.schedules import fire_times
-from expensebot_tools.template import Resolver, Template
+from expensebot_tools.project.schedules import fire_times
+from expensebot_tools.project.template import Resolver, Template
 
 JOB_RETRIES = 2  # EventInvokeConfig.MaximumRetryAttempts of every scheduled function
 JOB_FAILURE_QUEUE = "JobFailureQueue"
@@ -133,8 +133,8 @@ def read_updates(path: Path, start: datetime, end: datetime, zone: ZoneInfo) -> 
 
 def demo_updates(start: datetime, end: datetime, zone: ZoneInfo) -> tuple[list[Happening], list[Any]]:
     """The demo's users and what they type: demo.py's morning on the first day, then a few expenses a week."""
-    from expensebot_tools.demo import SCRIPT, USERS
-    from expensebot_tools.updates import UpdateFactory
+    from expensebot_tools.local.demo_world import SCRIPT, USERS
+    from expensebot_tools.local.updates import UpdateFactory
 
     factory = UpdateFactory(first_update_id=900_000)
     first_morning = start.astimezone(zone).replace(hour=9, minute=0, second=0, microsecond=0)
@@ -289,7 +289,7 @@ class Simulation:
         self.system.clock.set(max(moment, self.system.clock.now()))
 
 
-def _zone_name(template: Template) -> str:
+def template_zone_name(template: Template) -> str:
     return os.environ.get("APP_TIMEZONE") or str(template.parameter_defaults().get("TimeZone") or "UTC")
 
 
@@ -331,7 +331,7 @@ def simulate(*, start: datetime, end: datetime, zone_name: str, updates: list[Ha
     from moto import mock_aws
 
     from expensebot.clock import VirtualClock
-    from expensebot_tools.telegram_standin import TelegramStandIn
+    from expensebot_tools.local.telegram import TelegramStandIn
 
     console = console or Console(stderr=True)
     started = time.monotonic()
@@ -460,7 +460,7 @@ def print_summary(report: SimulationReport, console: Console, zone_name: str) ->
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     template = Template()
-    zone_name = _zone_name(template)
+    zone_name = template_zone_name(template)
     try:
         try:
             zone = ZoneInfo(zone_name)

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from expensebot_tools.template import PROJECT_ROOT
+from expensebot_tools.project.template import PROJECT_ROOT
 
 BASE_IMAGE = "public.ecr.aws/lambda/python:3.13-x86_64"
 REGISTRY_HOST = BASE_IMAGE.split("/", 1)[0]

@@ -18,7 +18,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from expensebot_tools.schedules import ScheduleExpressionError, fire_times
+from expensebot_tools.project.schedules import ScheduleExpressionError, fire_times
 
 # Fields UpdateSchedule takes, copied from GetSchedule's answer (anything missing would be reset).
 UPDATABLE_FIELDS = (
@@ -99,16 +99,16 @@ def set_state(scheduler: Any, name: str, group: str, state: str) -> dict[str, An
 def cmd_schedules(args: argparse.Namespace) -> int:
     import boto3
 
-    from expensebot_tools.ops import OpsError, opened_runtime, print_json, print_table
+    from expensebot_tools.console import CliError, opened_runtime, print_json, print_table
 
     scheduler = boto3.client("scheduler")
     if args.action in ("disable", "enable"):
         if not args.name:
-            raise OpsError(f"ops schedules {args.action} needs a schedule NAME (see `expensebot ops schedules`)")
+            raise CliError(f"ops schedules {args.action} needs a schedule NAME (see `expensebot ops schedules`)")
         try:
             set_state(scheduler, args.name, args.group, "DISABLED" if args.action == "disable" else "ENABLED")
         except scheduler.exceptions.ResourceNotFoundException as exc:
-            raise OpsError(f"no schedule {args.name!r} in group {args.group!r}") from exc
+            raise CliError(f"no schedule {args.name!r} in group {args.group!r}") from exc
         print(f"{args.name}: {args.action}d (the next deploy sets it back to the SchedulesState parameter)")
         return 0
     with opened_runtime() as runtime:

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from expensebot_tools.local_stack import (
+from expensebot_tools.local.stack import (
     LOCAL_BOT_TOKEN,
     LOCAL_WEBHOOK_SECRET,
     EmbeddedPostgres,
@@ -50,7 +50,7 @@ from expensebot_tools.local_stack import (
     migrate_database,
     running_system,
 )
-from expensebot_tools.template import Template
+from expensebot_tools.project.template import Template
 
 TELEGRAM_API = "https://api.telegram.org"
 PLAN_AHEAD = timedelta(minutes=10)  # how far ahead the schedules' fire times are computed at a time
@@ -100,7 +100,7 @@ class LocalStack:
     # ------------------------------------------------------------------ webhook
 
     def post_update(self, update: dict[str, Any] | str, secret: str | None) -> dict[str, Any]:
-        from expensebot_tools.events import api_gateway_event
+        from expensebot_tools.local.events import api_gateway_event
 
         event = api_gateway_event(update, secret=secret)
         return self.invoker.call(lambda: self.system.invoke(LocalSystem.WEBHOOK_FUNCTION, event))
@@ -108,7 +108,7 @@ class LocalStack:
     # ---------------------------------------------------------------- schedules
 
     def run_schedules(self) -> None:
-        from expensebot_tools.simulate import plan_schedules
+        from expensebot_tools.local.simulate import plan_schedules
 
         cursor = datetime.now(UTC)
         while not self.stop.is_set():
@@ -300,10 +300,10 @@ def cmd_local_up(args: argparse.Namespace) -> int:
 
 
 def _local_up(args: argparse.Namespace) -> int:
-    from expensebot_tools.simulate import _zone_name, parameters_from_environment
+    from expensebot_tools.local.simulate import parameters_from_environment, template_zone_name
 
     template = Template()
-    zone_name = _zone_name(template)
+    zone_name = template_zone_name(template)
     token = os.environ.get("TELEGRAM_BOT_TOKEN", "")
     if args.polling and (not token or token == LOCAL_BOT_TOKEN):
         print("expensebot local up: --polling needs your bot's token in TELEGRAM_BOT_TOKEN", file=sys.stderr)
@@ -332,7 +332,7 @@ def _local_up(args: argparse.Namespace) -> int:
         stack.enter_context(environment({"AWS_ENDPOINT_URL": endpoint}))
         from expensebot.clock import SystemClock
         from expensebot.observability import logger
-        from expensebot_tools.telegram_standin import TelegramStandIn
+        from expensebot_tools.local.telegram import TelegramStandIn
 
         logger.setLevel(quiet["POWERTOOLS_LOG_LEVEL"])
         postgres = EmbeddedPostgres(state / "postgres" if state is not None else None)

@@ -37,7 +37,7 @@ def _safely(name: str, fix: str, probe: Callable[[], list[Check]]) -> list[Check
 
 def database_checks(runtime: Any) -> list[Check]:
     from expensebot.adapters.migrations import pending
-    from expensebot_tools.local_stack import MIGRATIONS_DIR
+    from expensebot_tools.project.template import MIGRATIONS_DIR
 
     def probe() -> list[Check]:
         waiting = pending(runtime.db, MIGRATIONS_DIR)
@@ -178,7 +178,7 @@ def job_checks(runtime: Any) -> list[Check]:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from expensebot_tools.ops import opened_runtime, print_json, print_table
+    from expensebot_tools.console import opened_runtime, print_json, print_table
 
     with opened_runtime() as runtime:
         checks = database_checks(runtime) + queue_checks(runtime)

@@ -2,7 +2,7 @@
 CloudFormation that a deploy creates, with every role SAM generates for a function. The template tests
 check what SAM adds on its own (the managed policies it attaches), and `make lint` runs checkov on it.
 
-    python -m expensebot_tools.sam_expand [OUTPUT.json]   # writes the expanded template (stdout without)
+    python -m expensebot_tools.project.sam_expand [OUTPUT.json]   # writes the expanded template (stdout without)
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from samtranslator.internal.managed_policies import get_bundled_managed_policy_m
 from samtranslator.parser.parser import Parser
 from samtranslator.translator.translator import Translator
 
-from expensebot_tools.template import TEMPLATE_PATH, load_template
+from expensebot_tools.project.template import TEMPLATE_PATH, load_template
 
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"

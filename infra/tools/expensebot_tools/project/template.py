@@ -15,7 +15,8 @@ from typing import Any, ClassVar
 
 import yaml
 
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
+PROJECT_ROOT = Path(__file__).resolve().parents[4]
+MIGRATIONS_DIR = PROJECT_ROOT / "infra" / "migrations"
 TEMPLATE_PATH = PROJECT_ROOT / "template.yaml"
 
 
