@@ -98,7 +98,7 @@ def test_the_demo_refuses_a_database_that_already_has_users(database_url):
         cur.execute("INSERT INTO users (user_id, chat_id, created_at, last_seen_at) VALUES (1, 1, now(), now())")
     conn.close()
     result = _run("demo", "--database-url", target)
-    assert result.returncode == 1
+    assert result.returncode == 2  # a usage error: the database given is not an empty one
     assert "the database already has users; give it an empty one" in result.stderr
 
 

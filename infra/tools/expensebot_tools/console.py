@@ -11,6 +11,7 @@ Exit codes, the same in every command:
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -55,14 +56,15 @@ def load_settings() -> Any:
 @contextmanager
 def opened_runtime() -> Iterator[Any]:
     """The library's adapters (database, SQS, Telegram, clock) built from the environment, as the functions
-    build them."""
+    build them; while open, the library's log lines are readable lines on stderr."""
     from expensebot.bootstrap import build_runtime
 
-    runtime = build_runtime(load_settings())
-    try:
-        yield runtime
-    finally:
-        runtime.db.close()
+    with readable_library_logs():
+        runtime = build_runtime(load_settings())
+        try:
+            yield runtime
+        finally:
+            runtime.db.close()
 
 
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
@@ -88,3 +90,60 @@ def quiet_closed_pipe() -> None:
 
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
+
+
+# Keys every Powertools line carries that say nothing to a person reading one function's log.
+_QUIET_KEYS = frozenset({
+    "timestamp", "level", "message", "service", "location", "xray_trace_id", "cold_start", "function_name",
+    "function_memory_size", "function_arn", "function_request_id", "sampling_rate", "exception_name",
+    "exception", "stack_trace",
+})
+
+
+def render_log_record(record: dict[str, Any], *, when: str | None = None) -> str:
+    """One Powertools JSON log line as a person reads it: time, level, message, then key=value for what the
+    line adds (job, task, counts), and an exception's last line indented below."""
+    stamp = when if when is not None else str(record.get("timestamp", ""))[:23].replace("T", " ")
+    level = str(record.get("level", "INFO"))
+    fields = " ".join(f"{key}={record[key]}" for key in sorted(record) if key not in _QUIET_KEYS)
+    line = f"{stamp} {level:<7} {record.get('message', '')}" + (f"  {fields}" if fields else "")
+    exception = record.get("exception")
+    if exception:
+        line += "\n    " + str(exception).strip().splitlines()[-1]
+    return line
+
+
+class ReadableLogFormatter(logging.Formatter):
+    """Wraps the library's Powertools formatter: its JSON (with every appended key) becomes one readable line."""
+
+    def __init__(self, json_formatter: logging.Formatter) -> None:
+        super().__init__()
+        self.json_formatter = json_formatter
+
+    def format(self, record: logging.LogRecord) -> str:
+        rendered = self.json_formatter.format(record)
+        try:
+            return render_log_record(json.loads(rendered))
+        except ValueError:
+            return rendered
+
+
+@contextmanager
+def readable_library_logs() -> Iterator[None]:
+    """The library's log lines, when a command runs its code in-process (`ops run`, `ops send`), go to stderr
+    as readable lines rather than raw JSON on stdout, where they would mix with a table or --json output.
+    Restored afterwards: the same process may run a function as Lambda would (tests, `simulate`)."""
+    from expensebot.observability import logger
+
+    handler = logger.registered_handler
+    if not isinstance(handler, logging.StreamHandler) or isinstance(handler.formatter, ReadableLogFormatter):
+        yield
+        return
+    stream, formatter = handler.stream, handler.formatter
+    handler.setStream(sys.stderr)
+    handler.setFormatter(ReadableLogFormatter(logger.registered_formatter))
+    try:
+        yield
+    finally:
+        handler.setStream(stream)
+        handler.setFormatter(formatter)

@@ -516,7 +516,9 @@ def add_parser(commands: Any) -> None:
     send.set_defaults(func=guarded(cmd_send))
 
     from expensebot_tools.operations.doctor import add_parser as add_doctor_parser
+    from expensebot_tools.operations.logs import add_parser as add_logs_parser
     from expensebot_tools.operations.schedules import add_parser as add_schedules_parser
 
     add_schedules_parser(sub, guarded)
+    add_logs_parser(sub)
     add_doctor_parser(sub, guarded)
