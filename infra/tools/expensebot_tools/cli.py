@@ -34,8 +34,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from expensebot_tools.local.demo import run_demo
 
-    run_demo(database_url=args.database_url, verbose=args.verbose)
-    return 0
+    result = run_demo(database_url=args.database_url, verbose=args.verbose)
+    return EXIT_PROBLEM if result.report.failures else 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -54,7 +54,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from expensebot_tools.project.import_times import cmd_import_times
 
-    parser = argparse.ArgumentParser(prog="expensebot", description="ExpenseBot serverless: local stack and tools")
+    parser = argparse.ArgumentParser(
+        prog="expensebot", description="ExpenseBot serverless: local stack and tools",
+        epilog="exit codes: 0 all well, 1 a problem found (doctor, a check, a run with failures), "
+               "2 a usage or configuration error or an unreachable service")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     migrate = commands.add_parser("migrate", help="apply the SQL migrations in infra/migrations")
@@ -70,9 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="the speed goals on a generated data set (results: .bench/results.jsonl)")
     bench.add_argument("name", nargs="?", help="one benchmark (default: all); see --list")
     bench.add_argument("--list", action="store_true", help="list the benchmarks")
-    bench.add_argument("--users", type=int, default=100_000)
-    bench.add_argument("--expenses", type=int, default=5_000_000)
-    bench.add_argument("--seed", type=int, default=1)
+    bench.add_argument("--users", type=int, default=100_000, help="users in the data set (default 100000)")
+    bench.add_argument("--expenses", type=int, default=5_000_000,
+                       help="expenses in the data set (default 5000000)")
+    bench.add_argument("--seed", type=int, default=1, help="the generator's seed: the same seed, the same rows")
     bench.add_argument("--database-url", help="a database for the data set (default: embedded, in .bench/pgdata)")
     bench.add_argument("--naive-sample", type=int, metavar="N",
                        help="time the naive per-user loop over N random users and extrapolate")
@@ -82,8 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     dev = commands.add_parser("dev", help="developer checks")
     dev_commands = dev.add_subparsers(dest="dev_command", required=True)
     imports = dev_commands.add_parser("import-times", help="cold import time of every handler module")
-    imports.add_argument("--runs", type=int, default=3)
-    imports.add_argument("--json", action="store_true")
+    imports.add_argument("--runs", type=int, default=3, help="fresh interpreters per module; the fastest counts")
+    imports.add_argument("--json", action="store_true", help="the rows as JSON")
     imports.add_argument("--python", default=sys.executable,
                          help="interpreter to measure with (needs the layer's requirements and aiogram)")
     imports.set_defaults(func=cmd_import_times)
@@ -125,9 +130,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = " ".join(part for part in (args.command, *_subcommands(args)) if part)
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        # Flushed here, not at exit: a reader that went away (`| head`) is then caught below, quietly.
+        sys.stdout.flush()
+        return code
     except CliError as exc:
-        print(f"expensebot {command}: {exc}", file=sys.stderr)
+        print(f"expensebot {command}: {' '.join(str(exc).split())}", file=sys.stderr)
         return exc.exit_code
     except (ExpenseBotError, psycopg2.Error, BotoCoreError, ClientError) as exc:
         # What went wrong, in one line; a traceback helps nobody who mistyped a URL.

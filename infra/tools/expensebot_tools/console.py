@@ -4,7 +4,7 @@ for scripts, and the functions' settings read once.
 Exit codes, the same in every command:
 - 0: all is well;
 - 1: the command ran and found a problem (doctor, `migrate --check` with migrations pending, a simulation
-  with failures, a lambda-test mismatch);
+  with failures, a lambda-test mismatch), or the operator declined a confirmation, so nothing was done;
 - 2: it could not do what was asked: a usage or configuration error, or a service it needs is unreachable.
 """
 

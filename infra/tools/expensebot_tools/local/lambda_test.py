@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from expensebot_tools.console import EXIT_USAGE
 from expensebot_tools.local.docker import (
     BaseImage,
     Machine,
@@ -471,7 +472,8 @@ def cmd_lambda_test(args: argparse.Namespace) -> int:
     except (SetupError, RuntimeError, subprocess.CalledProcessError) as exc:
         detail = f"\n{exc.stderr}" if isinstance(exc, subprocess.CalledProcessError) and exc.stderr else ""
         print(f"lambda-test: FAILED: {exc}{detail}", file=sys.stderr, flush=True)
-        return 1
+        # It could not do what was asked (the machine could not be set up): the contract's 2, not a mismatch.
+        return EXIT_USAGE
     finally:
         machine.restore()
         signal.signal(signal.SIGTERM, previous)

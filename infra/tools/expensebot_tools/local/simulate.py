@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 import warnings
 from collections import Counter
@@ -30,6 +29,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from rich.console import Console
 from rich.table import Table
 
+from expensebot_tools.console import EXIT_OK, EXIT_PROBLEM, CliError
 from expensebot_tools.local.stack import (
     LOCAL_BOT_TOKEN,
     EmbeddedPostgres,
@@ -475,8 +475,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         if state is not None and state.exists() and not state.is_dir():
             raise SimulationInputError(f"--state {state}: not a directory")
     except SimulationInputError as exc:
-        print(f"expensebot simulate: {exc}", file=sys.stderr)
-        return 2
+        raise CliError(str(exc)) from None
     # As in Lambda, Powertools reads its settings when the library is first imported: set them first.
     quiet = {"POWERTOOLS_SERVICE_NAME": "expensebot", "POWERTOOLS_METRICS_NAMESPACE": "ExpenseBot",
              "POWERTOOLS_METRICS_DISABLED": "true", "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL",
@@ -494,7 +493,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if not console.is_terminal:
         console = Console(width=120)
     print_summary(report, console, zone_name)
-    return 0
+    # The contract of every command: a run that reported failures is a problem found.
+    return EXIT_PROBLEM if report.failures else EXIT_OK
 
 
 def add_parser(commands: Any) -> None:

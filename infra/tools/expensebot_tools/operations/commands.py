@@ -463,7 +463,7 @@ def add_parser(commands: Any) -> None:
             try:
                 return int(func(args))
             except (CliError, ExpenseBotError) as exc:
-                print(f"expensebot ops {args.ops_command}: {exc}", file=sys.stderr)
+                print(f"expensebot ops {args.ops_command}: {' '.join(str(exc).split())}", file=sys.stderr)
                 return 2
 
         return run
