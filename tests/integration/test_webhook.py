@@ -304,13 +304,13 @@ def test_the_bot_asks_telegram_who_it_is_once_and_never_inside_an_update_s_trans
     # What the webhook's database connection was doing when getMe reached Telegram: a failure there inside
     # the update's transaction would lose the update (finding 3 of issue 13).
     during_get_me = []
-    answer_get_me = system.telegram._handlers["getMe"]
+    answer_get_me = system.telegram.handlers["getMe"]
 
     def recording(*args: object) -> object:
         during_get_me.append(get_runtime().db.connection().info.transaction_status)
         return answer_get_me(*args)
 
-    system.telegram._handlers["getMe"] = recording
+    system.telegram.handlers["getMe"] = recording
     assert anna.reply("/help@expensebot_local_bot").startswith("Команды:")
     assert anna.reply("/undo@another_bot").startswith("Не понял")  # meant for another bot: not undone
     assert anna.reply("/undo@ExpenseBot_Local_Bot").startswith("Удалил расход")

@@ -93,3 +93,8 @@ def test_subpackages_depend_one_way():
 def test_every_subpackage_is_named_in_the_rule():
     parts = {_part(module) for module in import_graph()} - {"__init__"}
     assert parts <= set(ALLOWED), parts - set(ALLOWED)
+
+
+def test_no_module_is_a_monolith():
+    sizes = {path.relative_to(ROOT).as_posix(): len(path.read_text().splitlines()) for path in ROOT.rglob("*.py")}
+    assert {name: lines for name, lines in sizes.items() if lines > 700} == {}
