@@ -88,7 +88,7 @@ def test_a_secret_telegram_would_refuse_is_reported_before_anything_is_registere
 def test_a_wrong_bot_token_is_one_line_saying_what_telegram_answered(run, telegram):
     result = run("info", TELEGRAM_BOT_TOKEN="999:WRONG")
 
-    assert result.returncode == 1
+    assert result.returncode == 2  # a configuration error (the token), as in every command
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert "401" in result.stderr or "404" in result.stderr
 
