@@ -235,8 +235,9 @@ class LocalStack:
         if function_id is None:
             self.log(f"schedule {fire.name}: its target {target.get('Arn')} is not a function of this stack")
         else:
-            event = schedule_event(str(target.get("Input") or "{}"), fire.at,
-                                   execution_id=str(uuid.uuid4()))
+            input_text = str(target.get("Input") or "{}").replace("<aws.scheduler.schedule-arn>",
+                                                                    str(schedule.get("Arn", "")))
+            event = schedule_event(input_text, fire.at, execution_id=str(uuid.uuid4()))
             self.fire(function_id, fire.at, event=event, schedule_name=fire.name)
         if fire.one_time and schedule.get("ActionAfterCompletion") == "DELETE":
             with suppress(scheduler.exceptions.ResourceNotFoundException):
