@@ -282,7 +282,10 @@ class LocalStack:
         paused = False
         while not self.stop.is_set():
             if mapping is not None:
-                configuration = lam.get_event_source_mapping(UUID=mapping)
+                try:
+                    configuration = lam.get_event_source_mapping(UUID=mapping)
+                except lam.exceptions.ResourceNotFoundException:  # deleted: Lambda no longer polls the queue
+                    configuration = {"State": "Deleted"}
                 if configuration.get("State") != "Enabled":
                     if not paused:
                         self.log(f"{queue_id}: event source mapping {configuration.get('State')}, not consuming")
