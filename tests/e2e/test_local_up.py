@@ -74,7 +74,7 @@ def local_up(tmp_path: Path) -> Iterator[tuple[Running, dict[str, Any]]]:
     outbox = tmp_path / "outbox.jsonl"
     process = subprocess.Popen(
         [EXPENSEBOT, "local", "up", "--port", str(ports["port"]), "--aws-port", str(ports["aws"]),
-         "--telegram-port", str(ports["telegram"]), "--outbox", str(outbox)],
+         "--telegram-port", str(ports["telegram"]), "--outbox", str(outbox), "--env-dir", str(tmp_path / "handover")],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     running = Running(process)
     try:
