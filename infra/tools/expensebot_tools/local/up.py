@@ -24,16 +24,20 @@ import argparse
 import json
 import logging
 import os
+import shlex
 import signal
 import socket
 import sys
 import threading
+import traceback
 import urllib.error
 import urllib.request
+import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -41,22 +45,32 @@ from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+from expensebot_tools.local.control_plane import (
+    HANDOVER_DIR,
+    ControlPlane,
+    FunctionLogs,
+    create_control_plane,
+    handed_over,
+    handover_variables,
+)
 from expensebot_tools.local.stack import (
     LOCAL_BOT_TOKEN,
     LOCAL_WEBHOOK_SECRET,
     EmbeddedPostgres,
     LocalSystem,
     environment,
+    local_environment,
     migrate_database,
     running_system,
 )
+from expensebot_tools.project.aws_records import async_failure_record
 from expensebot_tools.project.template import Template
 
 TELEGRAM_API = "https://api.telegram.org"
-PLAN_AHEAD = timedelta(minutes=10)  # how far ahead the schedules' fire times are computed at a time
+PLAN_CYCLE_SECONDS = 60.0  # how often the schedules are read from Scheduler and their next fires planned
 IDLE_POLL_SECONDS = 0.5  # a worker's pause after an empty receive
 LONG_POLL_SECONDS = 5  # getUpdates timeout: short, so Ctrl-C is answered within seconds
-JOB_RETRIES = 2
+LAMBDA_ASYNC_RETRIES = 2  # Lambda's default for an asynchronous invoke, when EventInvokeConfig sets none
 Result = TypeVar("Result")
 
 
@@ -73,16 +87,33 @@ class Invoker:
         self._pool.shutdown(wait=True)
 
 
-class LocalStack:
-    """The running parts; `stop` (an Event) ends every loop."""
+@dataclass(frozen=True)
+class Fire:
+    """One planned fire of a Scheduler schedule."""
 
-    def __init__(self, system: LocalSystem, invoker: Invoker, zone_name: str, log: Callable[[str], None]) -> None:
+    at: datetime
+    name: str
+    group: str
+    one_time: bool
+
+
+class LocalStack:
+    """The running parts; `stop` (an Event) ends every loop. What the loops obey (the schedules and their
+    state, the event source mappings' state) is read from moto, where `ops` changes it."""
+
+    def __init__(self, system: LocalSystem, invoker: Invoker, zone_name: str, log: Callable[[str], None], *,
+                 plane: ControlPlane, session: Any, function_logs: FunctionLogs | None = None,
+                 schedule_cycle: float = PLAN_CYCLE_SECONDS) -> None:
         self.system = system
         self.invoker = invoker
         self.zone_name = zone_name
         self.stop = threading.Event()
         self.log = log
         self.threads: list[threading.Thread] = []
+        self.plane = plane
+        self.session = session
+        self.function_logs = function_logs
+        self.schedule_cycle = schedule_cycle
 
     def start_thread(self, name: str, target: Callable[[], None]) -> None:
         thread = threading.Thread(target=self._guarded(name, target), name=name, daemon=True)
@@ -97,56 +128,180 @@ class LocalStack:
                 self.log(f"{name} stopped: {type(exc).__name__}: {exc}")
         return run
 
+    def invoke(self, function_id: str, call: Callable[[], Result]) -> Result:
+        """Runs one invocation on the invoker thread; its log lines go to the function's log group, in a
+        stream named after the calling thread, and an unhandled error is logged there as Lambda's runtime
+        logs it."""
+        caller = threading.current_thread().name
+        logs = self.function_logs
+
+        def invocation() -> Result:
+            if logs is None:
+                return call()
+            with logs.invocation(function_id, caller):
+                try:
+                    return call()
+                except Exception as exc:
+                    logs.add_line(json.dumps({"level": "ERROR", "message": f"Unhandled {type(exc).__name__}",
+                                              "errorType": type(exc).__name__, "errorMessage": str(exc),
+                                              "stackTrace": traceback.format_exception(exc)}, ensure_ascii=False))
+                    raise
+
+        return self.invoker.call(invocation)
+
     # ------------------------------------------------------------------ webhook
 
     def post_update(self, update: dict[str, Any] | str, secret: str | None) -> dict[str, Any]:
         from expensebot_tools.local.events import api_gateway_event
 
         event = api_gateway_event(update, secret=secret)
-        return self.invoker.call(lambda: self.system.invoke(LocalSystem.WEBHOOK_FUNCTION, event))
+        function_id = LocalSystem.WEBHOOK_FUNCTION
+        return self.invoke(function_id, lambda: self.system.invoke(function_id, event))
 
     # ---------------------------------------------------------------- schedules
 
     def run_schedules(self) -> None:
-        from expensebot_tools.local.simulate import plan_schedules
-
+        """EventBridge Scheduler's part: every cycle the schedules are read from moto, and each ENABLED one's
+        fire times in the next cycle are planned (cron and rate in the schedule's time zone; a one-time
+        `at(...)` whose time has come, also one created for a moment already past). Just before a fire its
+        schedule is read again, so one disabled or deleted meanwhile does not fire."""
+        scheduler = self.session.client("scheduler")
         cursor = datetime.now(UTC)
+        fired_once: set[str] = set()  # one-time schedules already fired (by ARN and creation), kept or not
         while not self.stop.is_set():
-            until = cursor + PLAN_AHEAD
-            for happening in sorted(plan_schedules(self.system.template, self.zone_name, cursor, until),
-                                    key=lambda h: h.at):
-                if self.stop.wait(max(0.0, (happening.at - datetime.now(UTC)).total_seconds())):
+            until = cursor + timedelta(seconds=self.schedule_cycle)
+            for fire in self.plan(scheduler, cursor, until, fired_once):
+                if self.stop.wait(max(0.0, (fire.at - datetime.now(UTC)).total_seconds())):
                     return
-                self.fire(happening.function_id, happening.at)
+                self.fire_from(scheduler, fire, fired_once)
             if self.stop.wait(max(0.0, (until - datetime.now(UTC)).total_seconds())):
                 return
             cursor = until
 
-    def fire(self, function_id: str, at: datetime) -> None:
-        error = ""
-        for _ in range(1 + JOB_RETRIES):
+    def _schedules(self, scheduler: Any) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        for page in scheduler.get_paginator("list_schedules").paginate():
+            found += page.get("Schedules", [])
+        return found
+
+    def plan(self, scheduler: Any, start: datetime, end: datetime, fired_once: set[str]) -> list[Fire]:
+        from expensebot_tools.project.schedules import ScheduleExpressionError, fire_times
+
+        fires: list[Fire] = []
+        for summary in self._schedules(scheduler):
+            if summary.get("State") != "ENABLED":
+                continue
             try:
-                outcome = self.invoker.call(lambda: self.system.fire_schedule(function_id, at))
+                schedule = scheduler.get_schedule(Name=summary["Name"], GroupName=summary.get("GroupName", "default"))
+            except scheduler.exceptions.ResourceNotFoundException:
+                continue
+            expression = schedule["ScheduleExpression"].strip()
+            zone = schedule.get("ScheduleExpressionTimezone") or "UTC"
+            one_time = expression.startswith("at(")
+            try:
+                if one_time:
+                    if _once_key(schedule) in fired_once:
+                        continue
+                    # An at() time before this cycle (created late, or while the planner slept) fires now.
+                    times = fire_times(expression, zone, datetime(1970, 1, 1, tzinfo=UTC), end)
+                elif expression.startswith("rate("):
+                    # A rate counts from the schedule's start (its creation unless StartDate), not this cycle.
+                    anchor = schedule.get("StartDate") or schedule.get("CreationDate") or start
+                    times = [at for at in fire_times(expression, zone, anchor, end) if at >= start]
+                else:
+                    times = fire_times(expression, zone, start, end)
+            except ScheduleExpressionError as exc:
+                self.log(f"schedule {schedule['Name']}: {exc}; not fired")
+                continue
+            fires += [Fire(at, schedule["Name"], schedule.get("GroupName", "default"), one_time) for at in times]
+        return sorted(fires, key=lambda f: f.at)
+
+    def fire_from(self, scheduler: Any, fire: Fire, fired_once: set[str]) -> None:
+        """Delivers one fire as Scheduler does (the target's Input with its context attributes), if the
+        schedule still exists and is ENABLED; a one-time schedule with ActionAfterCompletion DELETE is
+        deleted once it fired."""
+        from expensebot_tools.local.events import schedule_event
+
+        try:
+            schedule = scheduler.get_schedule(Name=fire.name, GroupName=fire.group)
+        except scheduler.exceptions.ResourceNotFoundException:
+            return
+        if schedule.get("State") != "ENABLED":
+            return
+        target = schedule.get("Target", {})
+        function_id = self.plane.function_for_arn(str(target.get("Arn", "")))
+        if fire.one_time:
+            fired_once.add(_once_key(schedule))
+        if function_id is None:
+            self.log(f"schedule {fire.name}: its target {target.get('Arn')} is not a function of this stack")
+        else:
+            input_text = str(target.get("Input") or "{}").replace("<aws.scheduler.schedule-arn>",
+                                                                    str(schedule.get("Arn", "")))
+            event = schedule_event(input_text, fire.at, execution_id=str(uuid.uuid4()))
+            self.fire(function_id, fire.at, event=event, schedule_name=fire.name)
+        if fire.one_time and schedule.get("ActionAfterCompletion") == "DELETE":
+            with suppress(scheduler.exceptions.ResourceNotFoundException):
+                scheduler.delete_schedule(Name=fire.name, GroupName=fire.group)
+
+    def fire(self, function_id: str, at: datetime, *, event: dict[str, Any], schedule_name: str = "") -> None:
+        """Lambda's asynchronous invoke: the same event retried (EventInvokeConfig's MaximumRetryAttempts);
+        when every attempt raised, Lambda's failure record goes to the on-failure destination."""
+        retries = _retries(self.system.template, function_id)
+        request_id = str(uuid.uuid4())
+        error: BaseException | None = None
+        for _ in range(1 + retries):
+            try:
+                outcome = self.invoke(function_id, lambda: self.system.invoke(function_id, event))
             except Exception as exc:
-                error = f"{type(exc).__name__}: {exc}"
+                error = exc
                 continue
             summary = ", ".join(f"{k} {v}" for k, v in (outcome or {}).items() if k in ("status", "planned",
                                                                                        "enqueued"))
-            self.log(f"{function_id} fired for {at.astimezone(ZoneInfo(self.zone_name)):%H:%M}: {summary}")
+            self.log(f"{function_id} fired for {at.astimezone(ZoneInfo(self.zone_name)):%H:%M}"
+                     f"{f' ({schedule_name})' if schedule_name else ''}: {summary}")
             return
-        self.log(f"{function_id} failed {1 + JOB_RETRIES} times for {at.isoformat()}: {error}")
+        assert error is not None
+        self.log(f"{function_id} failed {1 + retries} times for {at.isoformat()}: {type(error).__name__}: {error}")
+        destination = _on_failure_queue(self.system.template, function_id)
+        if destination is not None and destination in self.system.queues.urls:
+            record = async_failure_record(self.plane.function_arns[function_id], request_id, event,
+                                          type(error).__name__, str(error), 1 + retries,
+                                          traceback.format_exception(error))
+            self.system.sqs.send_message(QueueUrl=self.system.queues.urls[destination],
+                                         MessageBody=json.dumps(record, ensure_ascii=False))
 
     # ------------------------------------------------------------------ workers
 
     def run_worker(self, queue_id: str, batch_size: int) -> None:
+        """The queue's event source mapping: while it is Enabled, receive a batch (its BatchSize), hand it
+        to the worker, delete the records that succeeded; while Disabled, nothing is received."""
         system = self.system
+        function_id = system.worker_for(queue_id)
+        mapping = self.plane.mappings.get(queue_id)
+        lam = self.session.client("lambda")
+        paused = False
         while not self.stop.is_set():
+            if mapping is not None:
+                try:
+                    configuration = lam.get_event_source_mapping(UUID=mapping)
+                except lam.exceptions.ResourceNotFoundException:  # deleted: Lambda no longer polls the queue
+                    configuration = {"State": "Deleted"}
+                if configuration.get("State") != "Enabled":
+                    if not paused:
+                        self.log(f"{queue_id}: event source mapping {configuration.get('State')}, not consuming")
+                    paused = True
+                    self.stop.wait(IDLE_POLL_SECONDS)
+                    continue
+                if paused:
+                    self.log(f"{queue_id}: event source mapping Enabled, consuming again")
+                paused = False
+                batch_size = int(configuration.get("BatchSize") or batch_size)
             received = system.receive_raw(queue_id, max_messages=min(10, batch_size))
             if not received:
                 self.stop.wait(IDLE_POLL_SECONDS)
                 continue
             try:
-                response = self.invoker.call(partial(system.invoke_worker, queue_id, received))
+                response = self.invoke(function_id, partial(system.invoke_worker, queue_id, received))
             except Exception as exc:  # the whole batch comes back after its visibility timeout
                 self.log(f"{queue_id} worker raised {type(exc).__name__}: {exc}")
                 continue
@@ -179,14 +334,36 @@ class LocalStack:
                 self.log(f"update {update['update_id']}: webhook answered {response.get('statusCode')}")
 
 
+def _once_key(schedule: dict[str, Any]) -> str:
+    """A one-time schedule fires once; a schedule made again under the same name is a new one."""
+    return f"{schedule.get('Arn')}@{schedule.get('CreationDate')}"
+
+
+def _event_invoke_config(template: Template, function_id: str) -> dict[str, Any]:
+    return dict(template.functions[function_id].properties.get("EventInvokeConfig") or {})
+
+
+def _retries(template: Template, function_id: str) -> int:
+    return int(_event_invoke_config(template, function_id).get("MaximumRetryAttempts", LAMBDA_ASYNC_RETRIES))
+
+
+def _on_failure_queue(template: Template, function_id: str) -> str | None:
+    """The logical id of the queue a function's async failures go to (EventInvokeConfig's OnFailure)."""
+    destination = ((_event_invoke_config(template, function_id).get("DestinationConfig") or {})
+                   .get("OnFailure") or {}).get("Destination")
+    if isinstance(destination, dict) and "Fn::GetAtt" in destination:
+        return str(destination["Fn::GetAtt"][0])
+    return None
+
+
 class TelegramCallError(Exception):
     def __init__(self, code: int, description: str) -> None:
         super().__init__(f"{code} {description}")
         self.code = code
 
 
-def telegram_call(token: str, method: str, params: dict[str, Any], *, timeout: float) -> Any:
-    request = urllib.request.Request(f"{TELEGRAM_API}/bot{token}/{method}", data=json.dumps(params).encode(),
+def telegram_call(token: str, method: str, params: dict[str, Any], *, timeout: float, base: str = TELEGRAM_API) -> Any:
+    request = urllib.request.Request(f"{base}/bot{token}/{method}", data=json.dumps(params).encode(),
                                      headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -308,15 +485,20 @@ def _local_up(args: argparse.Namespace) -> int:
     if args.polling and (not token or token == LOCAL_BOT_TOKEN):
         print("expensebot local up: --polling needs your bot's token in TELEGRAM_BOT_TOKEN", file=sys.stderr)
         return 2
-    for option, port in (("--port", args.port), ("--aws-port", args.aws_port), ("--telegram-port", args.telegram_port)):
+    for option, port in (("--port", args.port), ("--aws-port", args.aws_port), ("--telegram-port", args.telegram_port),
+                         ("--db-port", args.db_port)):
         if port and not _port_free(port):
             print(f"expensebot local up: 127.0.0.1:{port} is in use; choose another with {option}", file=sys.stderr)
             return 2
+    if args.schedule_cycle <= 0:
+        print("expensebot local up: --schedule-cycle must be a positive number of seconds", file=sys.stderr)
+        return 2
     state = Path(args.state) if args.state else None
     outbox = Path(args.outbox)
+    handover_dir = Path(args.env_dir).resolve() if args.env_dir else HANDOVER_DIR
+    terminal_level = "INFO" if args.verbose else os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING")
     quiet = {"POWERTOOLS_SERVICE_NAME": "expensebot", "POWERTOOLS_METRICS_NAMESPACE": "ExpenseBot",
-             "POWERTOOLS_METRICS_DISABLED": "true",
-             "POWERTOOLS_LOG_LEVEL": "INFO" if args.verbose else os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING")}
+             "POWERTOOLS_METRICS_DISABLED": "true", "POWERTOOLS_LOG_LEVEL": terminal_level}
     fake_aws = {"AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "local"),
                 "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
                 "AWS_DEFAULT_REGION": "us-east-1"}
@@ -330,12 +512,18 @@ def _local_up(args: argparse.Namespace) -> int:
         stack.enter_context(environment({**quiet, **fake_aws}))
         endpoint = stack.enter_context(moto_server(args.aws_port))
         stack.enter_context(environment({"AWS_ENDPOINT_URL": endpoint}))
+        import boto3
+
         from expensebot.clock import SystemClock
         from expensebot.observability import logger
         from expensebot_tools.local.telegram import TelegramStandIn
 
-        logger.setLevel(quiet["POWERTOOLS_LOG_LEVEL"])
-        postgres = EmbeddedPostgres(state / "postgres" if state is not None else None)
+        # Every INFO line reaches the functions' log groups (`ops logs`); the terminal shows only
+        # POWERTOOLS_LOG_LEVEL's (WARNING unless --verbose) besides local up's own summary lines.
+        logger.setLevel("INFO")
+        logger.registered_handler.setLevel(terminal_level)
+        postgres = EmbeddedPostgres(state / "postgres" if state is not None else None,
+                                    tcp_port=args.db_port or free_port())
         url = args.database_url or postgres.start()
         if not args.database_url:
             stack.callback(postgres.stop)
@@ -350,16 +538,37 @@ def _local_up(args: argparse.Namespace) -> int:
             telegram = stack.enter_context(TelegramStandIn(
                 port=args.telegram_port, tokens=tokens, outbox_path=outbox, accept_any_chat=True,
                 enforce_limits=False, clock=lambda: datetime.now(ZoneInfo(zone_name))))
+        parameters = {**parameters_from_environment(template), "TimeZone": zone_name}
         system = stack.enter_context(running_system(
-            template=template, database_url=url, telegram=telegram, clock=SystemClock(),
-            parameters={**parameters_from_environment(template), "TimeZone": zone_name}))
+            template=template, database_url=url, telegram=telegram, clock=SystemClock(), parameters=parameters))
+        session = boto3.session.Session(region_name=fake_aws["AWS_DEFAULT_REGION"])
+        plane = create_control_plane(template, system.queues.resolver(template, parameters), system.queues.urls,
+                                     system.queues.arns, session)
+        function_logs = FunctionLogs(session.client("logs"), plane.log_groups, logger.registered_formatter)
+        logger.addHandler(function_logs)
+        stack.callback(logging.getLogger(logger.name).removeHandler, function_logs)
         invoker = Invoker()
         stack.callback(invoker.close)
-        local = LocalStack(system, invoker, zone_name, log)
+        local = LocalStack(system, invoker, zone_name, log, plane=plane, session=session,
+                           function_logs=function_logs, schedule_cycle=args.schedule_cycle)
         server = webhook_server(local, args.port)
         stack.callback(server.server_close)
         secret = os.environ.get("WEBHOOK_SECRET", LOCAL_WEBHOOK_SECRET)
-        _print_addresses(server, endpoint, telegram, outbox, system, zone_name, secret, args.polling)
+        handover = handover_variables(
+            local_environment(template, system.queues, database_url=url, telegram_api_base=telegram.base_url,
+                              parameters=parameters),
+            database_url=args.database_url or postgres.tcp_url, resources_file=handover_dir / "resources.json",
+            aws={**fake_aws, "AWS_ENDPOINT_URL": endpoint})
+        if not args.polling:
+            # What `expensebot webhook set` does after a deploy: Telegram (here the stand-in, which only
+            # records it) knows where the bot's updates go, so `ops webhook info` and `ops doctor` see it.
+            host, bound = server.server_address[:2]
+            telegram_call(os.environ.get("TELEGRAM_BOT_TOKEN") or LOCAL_BOT_TOKEN, "setWebhook",
+                          {"url": f"http://{host!s}:{bound}/webhook", "secret_token": secret}, timeout=10,
+                          base=telegram.base_url)
+        env_file = stack.enter_context(handed_over(handover_dir, handover, plane.resources))
+        _print_addresses(server, endpoint, telegram, outbox, system, zone_name, secret, args.polling,
+                         plane=plane, env_file=env_file, database_url=handover["DATABASE_URL"])
         stack.enter_context(_stopped_on_signals(local.stop))
         local.start_thread("webhook", lambda: server.serve_forever(poll_interval=0.2))
         local.start_thread("schedules", local.run_schedules)
@@ -392,8 +601,13 @@ def _port_free(port: int) -> bool:
 
 
 def _print_addresses(server: ThreadingHTTPServer, endpoint: str, telegram: Any, outbox: Path, system: LocalSystem,
-                     zone_name: str, secret: str, polling: bool) -> None:
+                     zone_name: str, secret: str, polling: bool, *, plane: ControlPlane, env_file: Path,
+                     database_url: str) -> None:
     host, port = server.server_address[:2]
+    try:
+        shown = env_file.relative_to(Path.cwd())
+    except ValueError:
+        shown = env_file
     lines = [f"expensebot local up ({zone_name}), real time; Ctrl-C stops it."]
     if polling:
         lines.append(f"  updates:   getUpdates long polling from {TELEGRAM_API} (the local webhook stays up too)")
@@ -401,9 +615,11 @@ def _print_addresses(server: ThreadingHTTPServer, endpoint: str, telegram: Any, 
         f"  webhook:   POST http://{host!s}:{port}/webhook  (header X-Telegram-Bot-Api-Secret-Token: {secret})",
         f"  AWS:       AWS_ENDPOINT_URL={endpoint} AWS_DEFAULT_REGION=us-east-1 "
         "AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local",
+        f"  database:  {database_url}",
         f"  Telegram:  {telegram.base_url}" + ("" if polling else f"  (stand-in; every call in {outbox})"),
         "  queues:    " + ", ".join(url.rsplit("/", 1)[1] for url in system.queues.urls.values()),
-        "  schedules: " + ", ".join(f"{s.function_id} {s.expression}" for s in system.template.schedules()),
+        "  schedules: " + ", ".join(plane.schedule_names) + " (EventBridge Scheduler; `ops schedules`)",
+        f"  other terminal: source {shlex.quote(str(shown))}   # then `expensebot ops doctor`, `ops queues`, ...",
     ]
     print("\n".join(lines), flush=True)
 
@@ -421,4 +637,12 @@ def add_parser(commands: Any) -> None:
     up.add_argument("--polling", action="store_true",
                     help="take updates from Telegram by long polling (needs a real TELEGRAM_BOT_TOKEN)")
     up.add_argument("--verbose", action="store_true", help="show the functions' JSON logs too")
+    up.add_argument("--db-port", type=int, default=0,
+                    help="the embedded PostgreSQL's TCP port on 127.0.0.1 (default: a free one)")
+    up.add_argument("--env-dir", metavar="DIR",
+                    help="where local.env and resources.json are written for other terminals "
+                         "(default: .expensebot/ in the project)")
+    up.add_argument("--schedule-cycle", type=float, default=PLAN_CYCLE_SECONDS, metavar="SECONDS",
+                    help="how often the schedules are read from Scheduler and planned "
+                         f"(default {PLAN_CYCLE_SECONDS:g})")
     up.set_defaults(func=cmd_local_up)
