@@ -18,10 +18,9 @@ TELEGRAM_*; AWS_ENDPOINT_URL for a local moto server, which boto3 honours by its
   StartMessageMoveTask (`move`), or receive → re-send → only then delete (`copy`), which loses nothing if
   it stops half way (a message re-sent but not yet deleted is delivered twice, and every task is
   idempotent). `auto` tries `move` and falls back to `copy` where it is unavailable (moto).
-- `run JOB [--slot ISO]`: runs a job now through the ledger, in-process against the configured database
-  and queues, or with `--function-name` through a Lambda invoke of the deployed job function.
-- `send TASK --args JSON`: validates the arguments against the task's model and enqueues one unit.
-- `schedules [disable|enable NAME]` (operations/schedules.py) and `doctor` (operations/doctor.py).
+- `run JOB [--slot ISO | --at TIME]` and `send TASK --args JSON` (operations/runs.py), `history`
+  (operations/history.py), `schedules [disable|enable NAME]` (operations/schedules.py) and `doctor`
+  (operations/doctor.py).
 Every read command takes `--json`.
 """
 
@@ -391,67 +390,6 @@ def cmd_dlq_redrive(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- run and send ----------------------------------------------------------------------------------------
-
-
-def _slot(text: str | None, tz: Any, now: datetime) -> datetime:
-    if not text:
-        return now.astimezone(tz).replace(microsecond=0)
-    try:
-        slot = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise CliError(f"--slot {text!r} is not an ISO date and time, e.g. 2026-03-10T09:00") from exc
-    return slot if slot.tzinfo else slot.replace(tzinfo=tz)
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    from expensebot.scheduling import ScheduledInvocation, jobs, run_scheduled_job
-
-    known = jobs()
-    if args.job not in known:
-        raise CliError(f"unknown job {args.job!r}; jobs are {', '.join(sorted(known))}")
-    with opened_runtime() as runtime:
-        slot = _slot(args.slot, runtime.settings.tz, runtime.clock.now())
-        invocation = ScheduledInvocation(job=args.job, scheduled_time=slot, execution_id="expensebot-ops-run")
-        if args.function_name:
-            import boto3
-
-            response = boto3.client("lambda").invoke(
-                FunctionName=args.function_name, Payload=invocation.model_dump_json().encode())
-            payload = json.loads(response["Payload"].read() or b"null")
-            if response.get("FunctionError"):
-                raise CliError(f"{args.function_name} failed: {payload}")
-            outcome = payload
-        else:
-            outcome = run_scheduled_job(invocation, runtime=runtime).model_dump(mode="json")
-    if args.json:
-        print_json(outcome)
-    elif outcome.get("status") == "duplicate":
-        print(f"{args.job} for {slot.isoformat()}: already ran (or is running) for this slot; nothing done")
-    else:
-        print(f"{args.job} for {slot.isoformat()}: {outcome.get('status')}, run {outcome.get('run_id')}, "
-              f"planned {outcome.get('planned')}, enqueued {outcome.get('enqueued')}"
-              + (f", {json.dumps(outcome.get('details'), ensure_ascii=False)}" if outcome.get("details") else ""))
-    return 0
-
-
-def cmd_send(args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
-
-    from expensebot.tasks import lookup
-
-    task = lookup(args.task)
-    try:
-        task_args = task.args_model.model_validate_json(args.args)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'args'}: {e['msg']}" for e in exc.errors())
-        raise CliError(f"invalid --args for {task.name}: {problems}") from None
-    with opened_runtime() as runtime:
-        message_id = task.delay(task_args, runtime=runtime)
-    print(f"sent {task.name} to the {task.queue!r} queue: message {message_id}")
-    return 0
-
-
 # --- the parser ------------------------------------------------------------------------------------------
 
 
@@ -503,20 +441,12 @@ def add_parser(commands: Any) -> None:
                          help="move: SQS StartMessageMoveTask; copy: receive, re-send, delete; auto: move, else copy")
     redrive.set_defaults(func=guarded(cmd_dlq_redrive))
 
-    run = sub.add_parser("run", help="run a job now (through the run ledger)")
-    run.add_argument("job")
-    run.add_argument("--slot", help="the scheduled time to run for (ISO; default now; no zone: the app's zone)")
-    run.add_argument("--function-name", help="invoke this deployed job function instead of running in-process")
-    run.add_argument("--json", action="store_true")
-    run.set_defaults(func=guarded(cmd_run))
-
-    send = sub.add_parser("send", help="enqueue one unit of a task")
-    send.add_argument("task")
-    send.add_argument("--args", default="{}", help="the task's arguments as JSON (validated first)")
-    send.set_defaults(func=guarded(cmd_send))
-
     from expensebot_tools.operations.doctor import add_parser as add_doctor_parser
+    from expensebot_tools.operations.history import add_parser as add_history_parser
+    from expensebot_tools.operations.runs import add_parser as add_runs_parser
     from expensebot_tools.operations.schedules import add_parser as add_schedules_parser
 
+    add_runs_parser(sub, guarded)
+    add_history_parser(sub, guarded)
     add_schedules_parser(sub, guarded)
     add_doctor_parser(sub, guarded)

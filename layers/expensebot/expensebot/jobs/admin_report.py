@@ -173,7 +173,7 @@ def admin_report_text(stats: AdminStats, language: str, currency_symbol: str = "
     return "\n".join(lines)
 
 
-@task("reports.send_admin_report", args=AdminReport, job=JOB)
+@task("reports.send_admin_report", args=AdminReport, job=JOB, sends=("admin_report",))
 def send_admin_report(runtime: Runtime, report: AdminReport) -> Delivery:
     """Send the daily statistics to one admin chat."""
     language = language_for(report.language_code)

@@ -151,7 +151,7 @@ ON CONFLICT DO NOTHING
 """
 
 
-@task("notifications.send_budget_alert", args=BudgetAlert, job=JOB)
+@task("notifications.send_budget_alert", args=BudgetAlert, job=JOB, sends=("budget_alert",))
 def send_budget_alert(runtime: Runtime, alert: BudgetAlert) -> Delivery | None:
     """Tell a user their budget crossed a threshold (once per threshold per month)."""
     with runtime.db.transaction() as cur:

@@ -35,7 +35,7 @@ class DebugRequest(BaseModel):
         return self
 
 
-@task("default.debug_task", args=DebugRequest)
+@task("default.debug_task", args=DebugRequest, sends=("debug",))
 def debug_task(runtime: Runtime, request: DebugRequest) -> dict[str, object]:
     """Check the pipeline end to end: log the request, and answer in a chat when one is given."""
     ran_at = runtime.clock.now()

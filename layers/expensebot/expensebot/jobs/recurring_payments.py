@@ -161,7 +161,7 @@ SELECT amount, description, category FROM expenses WHERE recurring_payment_id = 
 """
 
 
-@task("recurring.book_recurring_payment", args=RecurringDue, job=JOB)
+@task("recurring.book_recurring_payment", args=RecurringDue, job=JOB, sends=("recurring_notice",))
 def book_recurring_payment(runtime: Runtime, due: RecurringDue) -> Delivery | None:
     """Book one due date of a recurring payment as an expense and tell its owner (once per payment and date)."""
     spent_at = datetime.combine(due.due_date, BOOKING_TIME, tzinfo=runtime.settings.tz)
