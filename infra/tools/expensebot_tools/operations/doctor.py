@@ -189,12 +189,16 @@ def job_checks(runtime: Any, window: timedelta = timedelta(hours=24)) -> list[Ch
         listed = {(row["job"], row["slot"]) for row in rows}
         # Month-end slots whose reports no run sent, however long ago: a month is reported once, at its end
         # (or by the next day's catch-up), so one failure must stay in view until a run covers the month.
-        for month in (r for r in missed_slot_rows(runtime) if r["status"] == "no success"):
+        missed = missed_slot_rows(runtime)
+        failures = {(r["job"], r["slot"]): r["error"] for r in missed if r["status"] == "failed"}
+        for month in (r for r in missed if r["status"] == "no success"):
             if (month["job"], month["slot"]) in listed:
                 continue
             slot = month["slot"].astimezone(tz).isoformat()
+            error = failures.get((month["job"], month["slot"]))
             checks.append(Check(
-                f"job {month['job']}", False, f"month-end slot {slot} has no success: {month['problem']}",
+                f"job {month['job']}", False, f"month-end slot {slot} has no success: {month['problem']}"
+                + (f"; its run failed: {error}" if error else ""),
                 f"`expensebot ops run {month['job']} --slot {slot}` (the next 20:00 run also catches up the "
                 "month before it); `expensebot ops dlq show JobFailureQueue` shows why its attempts failed"))
         if not checks:
