@@ -18,6 +18,7 @@ from tests.integration.test_ops_schedules import schedules  # noqa: F401  (the f
 
 def job_problems(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, list[dict[str, Any]]]:
     code, out, err = ops(capsys, "doctor", *argv, "--json")
+    assert out, err
     checks = json.loads(out)["checks"]
     return code, [c for c in checks if (c["name"].startswith("job ") or c["name"] == "job runs") and not c["ok"]]
 
