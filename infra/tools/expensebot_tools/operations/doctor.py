@@ -164,7 +164,7 @@ DEFAULT_WINDOW = "24h"
 
 def job_checks(runtime: Any, window: timedelta = timedelta(hours=24)) -> list[Check]:
     from expensebot.scheduling import lease_parameters, lease_ran_out
-    from expensebot_tools.operations.commands import missed_slot_rows
+    from expensebot_tools.operations.ledger import missed_slot_rows
 
     def probe() -> list[Check]:
         tz = runtime.settings.tz
