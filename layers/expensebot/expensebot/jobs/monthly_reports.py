@@ -52,7 +52,8 @@ from expensebot.tasks import task
 from expensebot.texts import category_name, format_money, format_percent, language_for, month_name, t
 
 JOB = "send_monthly_reports"
-REPORT_KIND = "monthly_report"  # notifications.kind of a month's report ("report": an on-demand one)
+REPORT_KIND = "monthly_report"  # notifications.kind of a month's report
+ON_DEMAND_KIND = "report"  # and of an on-demand one (the bot's /report)
 SKIPPED_NOT_LAST_DAY = "not the last day of the month"
 
 # Units sent to SQS between two looks at the soft deadline: 100 SendMessageBatch calls.
@@ -132,7 +133,7 @@ class ReportUnit(BaseModel):
 
     @property
     def kind(self) -> str:
-        return REPORT_KIND if self.request_id is None else "report"
+        return REPORT_KIND if self.request_id is None else ON_DEMAND_KIND
 
 
 def monthly_report_key(user_id: object, month: str) -> str:
@@ -465,7 +466,7 @@ ON CONFLICT (user_id, month) DO NOTHING
 """
 
 
-@task("reports.send_monthly_report", args=ReportUnit, job=JOB, sends=(REPORT_KIND, "report"))
+@task("reports.send_monthly_report", args=ReportUnit, job=JOB, sends=(REPORT_KIND, ON_DEMAND_KIND))
 def send_monthly_report(runtime: Runtime, unit: ReportUnit) -> Delivery | None:
     """Send a user their report for a month: the month's report once, an on-demand one per request."""
     report = build_monthly_report(runtime, unit.user_id, unit.month)
