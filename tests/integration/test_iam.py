@@ -58,6 +58,8 @@ OPERATOR_NOT_EXERCISED = {
     "lambda:InvokeFunction": "ops run --function-name invokes the deployed job function",
 }
 # The job functions' on-failure destination: Lambda sends the failed event to JobFailureQueue with the role.
+# `ops run --at` needs a time ahead of the system clock (which `ops` reads).
+ONE_OFF_AT = (datetime.now(MOSCOW) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
 ON_FAILURE_POLICY = re.compile(r"EventInvokeConfigOnFailureSQSPolicy$")
 
 
@@ -388,6 +390,7 @@ def ops_commands_work_under_the_operator_policy(world: IamWorld, monkeypatch: py
         ["ops", "schedules", "disable", "expensebot-dev-check_budget_limits"],
         ["ops", "schedules", "enable", "expensebot-dev-check_budget_limits"],
         ["ops", "run", "check_budget_limits", "--slot", "2026-03-31T19:30", "--json"],
+        ["ops", "run", "check_budget_limits", "--at", ONE_OFF_AT, "--prefix", "expensebot-dev-"],
         ["ops", "doctor"],
         ["webhook", "set", "--url", "https://bot.example.org/webhook"],
         ["webhook", "info", "--json"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import datetime, timedelta
 from typing import Any
 
 import boto3
@@ -12,6 +13,7 @@ import psycopg2
 import pytest
 
 from expensebot_tools.cli import main
+from tests.conftest import MOSCOW
 from tests.integration.test_ops import ops, park
 from tests.integration.test_ops_schedules import schedules  # noqa: F401  (the fixture)
 
@@ -23,6 +25,12 @@ def healthy(system: Any, schedules: dict[str, Any], capsys: pytest.CaptureFixtur
     assert main(["webhook", "set", "--url", WEBHOOK_URL]) == 0
     capsys.readouterr()
     return system
+
+
+def last_month_end_slot() -> datetime:
+    """The last month-end slot (its last day, 20:00 Moscow time) before the month the system clock is in."""
+    first_of_month = datetime.now(MOSCOW).replace(day=1, hour=20, minute=0, second=0, microsecond=0)
+    return first_of_month - timedelta(days=1)
 
 
 def doctor(capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, dict[str, Any]]]:
@@ -55,13 +63,17 @@ def test_doctor_finds_each_problem_and_says_what_to_do(healthy, capsys, monkeypa
         Target={"Arn": "arn:aws:lambda:us-east-1:123456789012:function:x",
                 "RoleArn": "arn:aws:iam::123456789012:role/r", "Input": '{"job": "check_budget_limits"}'},
     )
+    # doctor reads the system clock: last month's month-end run failed, and a cleanup died two hours ago.
+    month_end = last_month_end_slot()
     conn = psycopg2.connect(os.environ["DATABASE_URL"])
     with conn, conn.cursor() as cur:
         cur.execute(
             "INSERT INTO job_runs (job, slot, status, started_at, finished_at, error)"
-            " VALUES ('send_monthly_reports', '2026-02-28 20:00+03', 'failed', '2026-02-28 20:00+03',"
-            "         '2026-02-28 20:00:05+03', 'OperationalError: connection refused'),"
-            "        ('cleanup_old_expenses', '2026-03-08 03:00+03', 'running', '2026-03-08 03:00+03', NULL, NULL)"
+            " VALUES ('send_monthly_reports', %(month_end)s, 'failed', %(month_end)s, %(month_end)s,"
+            "         'OperationalError: connection refused'),"
+            "        ('cleanup_old_expenses', now() - interval '2 hours', 'running', now() - interval '2 hours',"
+            "         NULL, NULL)",
+            {"month_end": month_end},
         )
     conn.close()
     monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123456:not-a-token-telegram-knows")
@@ -80,7 +92,7 @@ def test_doctor_finds_each_problem_and_says_what_to_do(healthy, capsys, monkeypa
         "schedule expensebot-dev-extra"]["detail"]
     assert "@BotFather" in failed["bot token"]["fix"]
     assert "connection refused" in failed["job send_monthly_reports"]["detail"]
-    assert "ops run send_monthly_reports --slot 2026-02-28T20:00:00+03:00" in failed["job send_monthly_reports"]["fix"]
+    assert f"ops run send_monthly_reports --slot {month_end.isoformat()}" in failed["job send_monthly_reports"]["fix"]
     assert "still 'running'" in failed["job cleanup_old_expenses"]["detail"]
     # Every failure says what to do.
     assert all(check["fix"] for check in failed.values())

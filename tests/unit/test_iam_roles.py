@@ -112,6 +112,11 @@ def test_the_operator_policy_covers_every_queue_and_dlq_and_the_stacks_schedules
     schedule = "arn:aws:scheduler:us-east-1:123456789012:schedule/default/expensebot-dev-check_budget_limits"
     assert operator.allows("scheduler:UpdateSchedule", schedule)
     assert not operator.allows("scheduler:UpdateSchedule", schedule.replace("expensebot-dev", "other-app"))
+    # ops run --at creates one-off schedules of the stack's own, and no others.
+    once = f"{schedule.rsplit('/', 1)[0]}/expensebot-dev-once-check_budget_limits-202611302000"
+    assert operator.allows("scheduler:CreateSchedule", once)
+    assert not operator.allows("scheduler:CreateSchedule", schedule)
+    assert not operator.allows("scheduler:CreateSchedule", once.replace("expensebot-dev", "other-app"))
     assert not operator.allows("sqs:DeleteQueue", queue_arn("DefaultQueue"))
 
 

@@ -46,6 +46,8 @@ class Task(Generic[ArgsT]):
     run_fn: Callable[[Runtime, ArgsT], Any]
     description: str
     job: str | None = None
+    # The kinds of message (notifications.kind) the task sends, so `ops history --task/--job` finds them.
+    sends: tuple[str, ...] = ()
 
     def message(self, args: ArgsT, *, at: datetime | None, job_run_id: int | None = None) -> TaskMessage:
         """The envelope that carries one unit of this task on its queue."""
@@ -89,7 +91,7 @@ _REGISTRY: dict[str, Task[Any]] = {}
 
 
 def task(
-    name: str, *, args: type[ArgsT], job: str | None = None
+    name: str, *, args: type[ArgsT], job: str | None = None, sends: tuple[str, ...] = ()
 ) -> Callable[[Callable[[Runtime, ArgsT], Any]], Task[ArgsT]]:
     """Register a task. Its queue is the first part of its name, as the Celery routes had it."""
     queue = name.split(".", 1)[0]
@@ -106,6 +108,7 @@ def task(
             run_fn=fn,
             description=next(iter((fn.__doc__ or "").strip().splitlines()), ""),
             job=job,
+            sends=sends,
         )
         _REGISTRY[name] = registered
         return registered

@@ -18,10 +18,9 @@ TELEGRAM_*; AWS_ENDPOINT_URL for a local moto server, which boto3 honours by its
   StartMessageMoveTask (`move`), or receive → re-send → only then delete (`copy`), which loses nothing if
   it stops half way (a message re-sent but not yet deleted is delivered twice, and every task is
   idempotent). `auto` tries `move` and falls back to `copy` where it is unavailable (moto).
-- `run JOB [--slot ISO]`: runs a job now through the ledger, in-process against the configured database
-  and queues, or with `--function-name` through a Lambda invoke of the deployed job function.
-- `send TASK --args JSON`: validates the arguments against the task's model and enqueues one unit.
-- `schedules [disable|enable NAME]` (operations/schedules.py) and `doctor` (operations/doctor.py).
+- `run JOB [--slot ISO | --at TIME]` and `send TASK --args JSON` (operations/runs.py), `history`
+  (operations/history.py), `schedules [disable|enable NAME]` (operations/schedules.py) and `doctor`
+  (operations/doctor.py).
 Every read command takes `--json`.
 """
 
@@ -34,6 +33,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from expensebot_tools.console import CliError, opened_runtime, print_json, print_table
+from expensebot_tools.operations.ledger import missed_slot_rows
 
 RECEIVE_BATCH = 10
 # How long a message peeked by `dlq show`, or taken by a `copy` redrive, stays hidden if this command dies:
@@ -130,39 +130,6 @@ def job_run_rows(runtime: Any, *, limit: int) -> list[dict[str, Any]]:
 
     params = {**lease_parameters(runtime), "limit": limit}
     return [dict(row) for row in runtime.db.fetch_all(_RUNS.format(lease_ran_out=lease_ran_out()), params)]
-
-
-# Slots that never succeeded: a run failed, or stale (its lease ran out), that no later attempt of the same
-# slot turned into a success (a takeover reuses the slot's row, so a success replaces it here); and each
-# month, since the monthly report job first ran, whose reports no succeeded run covered (its last-day run
-# records `month`, a catch-up `caught_up`). Months are the session's, i.e. the application's zone.
-_MISSED_SLOTS = """
-SELECT job, slot, status, attempts, error,
-       CASE WHEN status = 'failed' THEN 'failed' ELSE 'stale: its attempt stopped renewing the lease' END
-           AS problem
-  FROM job_runs
- WHERE status = 'failed'
-    OR ({lease_ran_out})
-UNION ALL
-SELECT %(monthly_job)s, month + interval '1 month' - interval '4 hours',  -- the last day's 20:00 slot
-       'no success', NULL, NULL,
-       'the reports of ' || to_char(month, 'YYYY-MM') || ' never went out'
-  FROM generate_series((SELECT date_trunc('month', min(slot)) FROM job_runs WHERE job = %(monthly_job)s),
-                       date_trunc('month', %(now)s::timestamptz) - interval '1 month', interval '1 month') month
- WHERE NOT EXISTS (SELECT 1 FROM job_runs r
-                    WHERE r.job = %(monthly_job)s AND r.status = 'succeeded'
-                      AND to_char(month, 'YYYY-MM') IN (r.details ->> 'month', r.details ->> 'caught_up'))
- ORDER BY slot DESC, job, status
- LIMIT 100
-"""
-
-
-def missed_slot_rows(runtime: Any) -> list[dict[str, Any]]:
-    from expensebot.jobs.monthly_reports import JOB as MONTHLY_REPORTS
-    from expensebot.scheduling import lease_parameters, lease_ran_out
-
-    params = {**lease_parameters(runtime), "monthly_job": MONTHLY_REPORTS}
-    return [dict(row) for row in runtime.db.fetch_all(_MISSED_SLOTS.format(lease_ran_out=lease_ran_out()), params)]
 
 
 def _print_missed_slots(rows: list[dict[str, Any]], tz: Any) -> None:
@@ -391,67 +358,6 @@ def cmd_dlq_redrive(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- run and send ----------------------------------------------------------------------------------------
-
-
-def _slot(text: str | None, tz: Any, now: datetime) -> datetime:
-    if not text:
-        return now.astimezone(tz).replace(microsecond=0)
-    try:
-        slot = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise CliError(f"--slot {text!r} is not an ISO date and time, e.g. 2026-03-10T09:00") from exc
-    return slot if slot.tzinfo else slot.replace(tzinfo=tz)
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    from expensebot.scheduling import ScheduledInvocation, jobs, run_scheduled_job
-
-    known = jobs()
-    if args.job not in known:
-        raise CliError(f"unknown job {args.job!r}; jobs are {', '.join(sorted(known))}")
-    with opened_runtime() as runtime:
-        slot = _slot(args.slot, runtime.settings.tz, runtime.clock.now())
-        invocation = ScheduledInvocation(job=args.job, scheduled_time=slot, execution_id="expensebot-ops-run")
-        if args.function_name:
-            import boto3
-
-            response = boto3.client("lambda").invoke(
-                FunctionName=args.function_name, Payload=invocation.model_dump_json().encode())
-            payload = json.loads(response["Payload"].read() or b"null")
-            if response.get("FunctionError"):
-                raise CliError(f"{args.function_name} failed: {payload}")
-            outcome = payload
-        else:
-            outcome = run_scheduled_job(invocation, runtime=runtime).model_dump(mode="json")
-    if args.json:
-        print_json(outcome)
-    elif outcome.get("status") == "duplicate":
-        print(f"{args.job} for {slot.isoformat()}: already ran (or is running) for this slot; nothing done")
-    else:
-        print(f"{args.job} for {slot.isoformat()}: {outcome.get('status')}, run {outcome.get('run_id')}, "
-              f"planned {outcome.get('planned')}, enqueued {outcome.get('enqueued')}"
-              + (f", {json.dumps(outcome.get('details'), ensure_ascii=False)}" if outcome.get("details") else ""))
-    return 0
-
-
-def cmd_send(args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
-
-    from expensebot.tasks import lookup
-
-    task = lookup(args.task)
-    try:
-        task_args = task.args_model.model_validate_json(args.args)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'args'}: {e['msg']}" for e in exc.errors())
-        raise CliError(f"invalid --args for {task.name}: {problems}") from None
-    with opened_runtime() as runtime:
-        message_id = task.delay(task_args, runtime=runtime)
-    print(f"sent {task.name} to the {task.queue!r} queue: message {message_id}")
-    return 0
-
-
 # --- the parser ------------------------------------------------------------------------------------------
 
 
@@ -503,22 +409,14 @@ def add_parser(commands: Any) -> None:
                          help="move: SQS StartMessageMoveTask; copy: receive, re-send, delete; auto: move, else copy")
     redrive.set_defaults(func=guarded(cmd_dlq_redrive))
 
-    run = sub.add_parser("run", help="run a job now (through the run ledger)")
-    run.add_argument("job")
-    run.add_argument("--slot", help="the scheduled time to run for (ISO; default now; no zone: the app's zone)")
-    run.add_argument("--function-name", help="invoke this deployed job function instead of running in-process")
-    run.add_argument("--json", action="store_true")
-    run.set_defaults(func=guarded(cmd_run))
-
-    send = sub.add_parser("send", help="enqueue one unit of a task")
-    send.add_argument("task")
-    send.add_argument("--args", default="{}", help="the task's arguments as JSON (validated first)")
-    send.set_defaults(func=guarded(cmd_send))
-
     from expensebot_tools.operations.doctor import add_parser as add_doctor_parser
+    from expensebot_tools.operations.history import add_parser as add_history_parser
     from expensebot_tools.operations.logs import add_parser as add_logs_parser
+    from expensebot_tools.operations.runs import add_parser as add_runs_parser
     from expensebot_tools.operations.schedules import add_parser as add_schedules_parser
 
+    add_runs_parser(sub, guarded)
+    add_history_parser(sub, guarded)
     add_schedules_parser(sub, guarded)
     add_logs_parser(sub)
     add_doctor_parser(sub, guarded)

@@ -22,6 +22,7 @@ from expensebot.tasks import task
 from expensebot.texts import format_money, language_for, t
 
 JOB = "send_daily_admin_report"
+KIND = "admin_report"  # notifications.kind of the messages this job\'s task sends
 
 
 class JobRunCounts(BaseModel):
@@ -173,7 +174,7 @@ def admin_report_text(stats: AdminStats, language: str, currency_symbol: str = "
     return "\n".join(lines)
 
 
-@task("reports.send_admin_report", args=AdminReport, job=JOB)
+@task("reports.send_admin_report", args=AdminReport, job=JOB, sends=(KIND,))
 def send_admin_report(runtime: Runtime, report: AdminReport) -> Delivery:
     """Send the daily statistics to one admin chat."""
     language = language_for(report.language_code)
@@ -181,7 +182,7 @@ def send_admin_report(runtime: Runtime, report: AdminReport) -> Delivery:
         runtime,
         OutboundMessage(
             dedupe_key=report.dedupe_key,
-            kind="admin_report",
+            kind=KIND,
             chat_id=report.chat_id,
             text=admin_report_text(report.stats, language, runtime.settings.currency_symbol),
         ),

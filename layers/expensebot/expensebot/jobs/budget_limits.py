@@ -21,6 +21,7 @@ from expensebot.tasks import task
 from expensebot.texts import category_name, format_money, format_percent, language_for, t
 
 JOB = "check_budget_limits"
+KIND = "budget_alert"  # notifications.kind of the messages this job\'s task sends
 
 
 def highest_new_threshold(
@@ -151,7 +152,7 @@ ON CONFLICT DO NOTHING
 """
 
 
-@task("notifications.send_budget_alert", args=BudgetAlert, job=JOB)
+@task("notifications.send_budget_alert", args=BudgetAlert, job=JOB, sends=(KIND,))
 def send_budget_alert(runtime: Runtime, alert: BudgetAlert) -> Delivery | None:
     """Tell a user their budget crossed a threshold (once per threshold per month)."""
     with runtime.db.transaction() as cur:
@@ -172,7 +173,7 @@ def send_budget_alert(runtime: Runtime, alert: BudgetAlert) -> Delivery | None:
         runtime,
         OutboundMessage(
             dedupe_key=alert.dedupe_key,
-            kind="budget_alert",
+            kind=KIND,
             chat_id=alert.chat_id,
             user_id=alert.user_id,
             text=alert_text(alert, runtime.settings.currency_symbol),

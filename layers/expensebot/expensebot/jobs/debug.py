@@ -35,7 +35,10 @@ class DebugRequest(BaseModel):
         return self
 
 
-@task("default.debug_task", args=DebugRequest)
+KIND = "debug"  # notifications.kind of the answer
+
+
+@task("default.debug_task", args=DebugRequest, sends=(KIND,))
 def debug_task(runtime: Runtime, request: DebugRequest) -> dict[str, object]:
     """Check the pipeline end to end: log the request, and answer in a chat when one is given."""
     ran_at = runtime.clock.now()
@@ -57,7 +60,7 @@ def debug_task(runtime: Runtime, request: DebugRequest) -> dict[str, object]:
         ).strip()
         delivery = deliver(
             runtime,
-            OutboundMessage(dedupe_key=f"debug:{request.request_id}", kind="debug", chat_id=request.chat_id, text=text),
+            OutboundMessage(dedupe_key=f"debug:{request.request_id}", kind=KIND, chat_id=request.chat_id, text=text),
         )
         outcome["delivery"] = delivery.value
     return outcome

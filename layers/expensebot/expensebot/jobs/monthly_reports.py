@@ -52,6 +52,8 @@ from expensebot.tasks import task
 from expensebot.texts import category_name, format_money, format_percent, language_for, month_name, t
 
 JOB = "send_monthly_reports"
+REPORT_KIND = "monthly_report"  # notifications.kind of a month's report
+ON_DEMAND_KIND = "report"  # and of an on-demand one (the bot's /report)
 SKIPPED_NOT_LAST_DAY = "not the last day of the month"
 
 # Units sent to SQS between two looks at the soft deadline: 100 SendMessageBatch calls.
@@ -126,12 +128,18 @@ class ReportUnit(BaseModel):
     @property
     def dedupe_key(self) -> str:
         if self.request_id is None:
-            return f"monthly_report:{self.user_id}:{self.month:%Y-%m}"
+            return monthly_report_key(self.user_id, f"{self.month:%Y-%m}")
         return f"report_request:{self.request_id}"
 
     @property
     def kind(self) -> str:
-        return "monthly_report" if self.request_id is None else "report"
+        return REPORT_KIND if self.request_id is None else ON_DEMAND_KIND
+
+
+def monthly_report_key(user_id: object, month: str) -> str:
+    """The delivery's dedupe key of a user's report of a month (YYYY-MM): the worker claims the message
+    under it, and `ops history` finds a month's reports, and who has none, by it."""
+    return f"{REPORT_KIND}:{user_id}:{month}"
 
 
 class ReportsContinuation(Continuation):
@@ -147,24 +155,35 @@ class ReportsContinuation(Continuation):
 
 # One statement for every user. Semi-join on the month's expenses through expenses_user_spent_at, anti-join
 # on the reports already taken on; ordered by user_id so a continuation resumes after the last one enqueued.
-_USERS_DUE_A_REPORT = """
+# Who is owed a month's report, as a condition on `users u`: an active user with at least one expense in the
+# month ([%(start)s, %(end)s), month_parameters). The planner sends to those who have not had it yet, and
+# `ops history missing` lists those whose report was not sent, by this one rule.
+OWED_A_REPORT = """u.is_active
+   AND EXISTS (SELECT 1 FROM expenses e
+                WHERE e.user_id = u.user_id AND e.spent_at >= %(start)s AND e.spent_at < %(end)s)"""
+
+_USERS_DUE_A_REPORT = f"""
 SELECT u.user_id, u.chat_id, u.language_code
   FROM users u
- WHERE u.is_active
+ WHERE {OWED_A_REPORT}
    AND (%(after_user_id)s::bigint IS NULL OR u.user_id > %(after_user_id)s::bigint)
-   AND EXISTS (SELECT 1 FROM expenses e
-                WHERE e.user_id = u.user_id AND e.spent_at >= %(start)s AND e.spent_at < %(end)s)
    AND NOT EXISTS (SELECT 1 FROM monthly_reports r WHERE r.user_id = u.user_id AND r.month = %(month)s)
  ORDER BY u.user_id
 """
 
 
+def month_parameters(runtime: Runtime, month: date) -> dict[str, object]:
+    """The parameters OWED_A_REPORT takes for a month (and `month`, its first day)."""
+    month = month.replace(day=1)
+    start, end = month_bounds(month, runtime.settings.tz)
+    return {"start": start, "end": end, "month": month}
+
+
 def plan_monthly_reports(runtime: Runtime, month: date, *, after_user_id: int | None = None) -> list[ReportUnit]:
     """Every active user with an expense in the month who has not had its report, by user_id."""
     month = month.replace(day=1)
-    start, end = month_bounds(month, runtime.settings.tz)
     rows = runtime.db.fetch_tuples(
-        _USERS_DUE_A_REPORT, {"start": start, "end": end, "month": month, "after_user_id": after_user_id}
+        _USERS_DUE_A_REPORT, {**month_parameters(runtime, month), "after_user_id": after_user_id}
     )
     # Built without validation: the database's own ids and a month just normalised to its first day are
     # valid by construction, and validating 100k of them cost most of the planner's time (make bench).
@@ -447,7 +466,7 @@ ON CONFLICT (user_id, month) DO NOTHING
 """
 
 
-@task("reports.send_monthly_report", args=ReportUnit, job=JOB)
+@task("reports.send_monthly_report", args=ReportUnit, job=JOB, sends=(REPORT_KIND, ON_DEMAND_KIND))
 def send_monthly_report(runtime: Runtime, unit: ReportUnit) -> Delivery | None:
     """Send a user their report for a month: the month's report once, an on-demand one per request."""
     report = build_monthly_report(runtime, unit.user_id, unit.month)

@@ -32,6 +32,7 @@ from expensebot.tasks import task
 from expensebot.texts import catalog, category_name, format_money, language_for, t
 
 JOB = "process_recurring_payments"
+KIND = "recurring_notice"  # notifications.kind of the messages this job\'s task sends
 
 # The schedule's time: a booked payment is spent at noon of its due date, in the application's zone.
 BOOKING_TIME = time(12, 0)
@@ -161,7 +162,7 @@ SELECT amount, description, category FROM expenses WHERE recurring_payment_id = 
 """
 
 
-@task("recurring.book_recurring_payment", args=RecurringDue, job=JOB)
+@task("recurring.book_recurring_payment", args=RecurringDue, job=JOB, sends=(KIND,))
 def book_recurring_payment(runtime: Runtime, due: RecurringDue) -> Delivery | None:
     """Book one due date of a recurring payment as an expense and tell its owner (once per payment and date)."""
     spent_at = datetime.combine(due.due_date, BOOKING_TIME, tzinfo=runtime.settings.tz)
@@ -182,7 +183,7 @@ def book_recurring_payment(runtime: Runtime, due: RecurringDue) -> Delivery | No
         runtime,
         OutboundMessage(
             dedupe_key=due.dedupe_key,
-            kind="recurring_notice",
+            kind=KIND,
             chat_id=due.chat_id,
             user_id=due.user_id,
             text=notice_text(
