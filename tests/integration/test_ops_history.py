@@ -206,7 +206,7 @@ def test_missing_lists_the_users_owed_the_months_report_who_have_none(system, ca
 
     code, out, err = ops(capsys, "history", "missing", "--kind", "monthly_report", "--month", "2026-11", "--json")
 
-    assert code == 0, err
+    assert code == 1, err  # users without their report: a problem found
     missing = {row["user_id"]: row for row in json.loads(out)["users"]}
     assert sorted(missing) == [BORIS, CHEN, FAY]
     assert (missing[BORIS]["message_status"], missing[BORIS]["is_active"]) == ("dropped", False)
@@ -215,7 +215,7 @@ def test_missing_lists_the_users_owed_the_months_report_who_have_none(system, ca
 
     [(run_id,)] = run_sql("SELECT id FROM job_runs WHERE job = 'send_monthly_reports'")
     code, out, _ = ops(capsys, "history", "missing", "--run", str(run_id), "--json")
-    assert code == 0 and sorted(row["user_id"] for row in json.loads(out)["users"]) == [BORIS, CHEN, FAY]
+    assert code == 1 and sorted(row["user_id"] for row in json.loads(out)["users"]) == [BORIS, CHEN, FAY]
 
     # One user a page, in user order.
     pages = [json.loads(ops(capsys, "history", "missing", "--month", "2026-11", "--limit", "1", "--page", str(n),

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from expensebot_tools.console import CliError, opened_runtime, print_json, print_table
+from expensebot_tools.console import EXIT_OK, EXIT_PROBLEM, CliError, opened_runtime, print_json, print_table
 from expensebot_tools.operations.periods import parse_moment, parse_month
 
 RUN_STATUSES = ("running", "stale", "succeeded", "failed")
@@ -304,7 +304,7 @@ def cmd_missing(args: argparse.Namespace) -> int:
     rows = rows[: args.limit]
     if args.json:
         print_json({"month": month_text, "kind": REPORT_KIND, "users": rows, "page": args.page, "more": more})
-        return 0
+        return EXIT_PROBLEM if rows else EXIT_OK
     print_table(
         f"Owed the {month_text} report ({REPORT_KIND}) and not sent it: page {args.page}",
         ["user", "chat", "name", "active", "message", "attempts", "first tried", "error"],
@@ -317,7 +317,8 @@ def cmd_missing(args: argparse.Namespace) -> int:
         print(f"more: --page {args.page + 1}")
     elif not rows and args.page == 1:
         print(f"every user owed the {month_text} report has it")
-    return 0
+    # Users without their report are a problem found, as doctor's are: exit 1 lets a script alert on it.
+    return EXIT_PROBLEM if rows else EXIT_OK
 
 
 def _whole_number(text: str) -> int:
