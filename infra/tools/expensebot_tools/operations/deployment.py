@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -201,12 +202,17 @@ def _from_queue_variables() -> dict[str, str]:
     return resources
 
 
+@lru_cache(maxsize=1)
+def _template() -> Any:
+    from expensebot_tools.project.template import Template
+
+    return Template()
+
+
 def worker_of(queue_logical_id: str, template: Any = None) -> tuple[str, str]:
     """The function consuming a task queue and the logical id of its event source mapping, read from
     template.yaml (the SQS event of a function whose Queue is the queue's Arn)."""
-    from expensebot_tools.project.template import Template
-
-    template = template or Template()
+    template = template or _template()
     for function_id, spec in template.functions.items():
         for event_name, event in spec.properties.get("Events", {}).items():
             if event["Type"] == "SQS" and event["Properties"]["Queue"]["Fn::GetAtt"][0] == queue_logical_id:
@@ -216,9 +222,7 @@ def worker_of(queue_logical_id: str, template: Any = None) -> tuple[str, str]:
 
 def job_function(job: str, template: Any = None) -> str | None:
     """The logical id of the function whose schedule runs `job` (its schedule's Input names the job)."""
-    from expensebot_tools.project.template import Template
-
-    template = template or Template()
+    template = template or _template()
     for schedule in template.schedules():
         try:
             if json.loads(schedule.input).get("job") == job:
