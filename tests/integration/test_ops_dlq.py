@@ -218,7 +218,7 @@ def test_retry_of_a_job_failure_re_runs_the_job_for_its_slot(system, resources, 
     code, out, err = ops(capsys, "dlq", "retry", "JobFailureQueue", row["message_id"])
 
     assert code == 0, err
-    assert "check_budget_limits for 2026-03-10T06:30:00+00:00: succeeded" in out
+    assert "check_budget_limits for 2026-03-10T09:30:00+03:00: succeeded" in out
     [(job, slot, status, attempts)] = job_runs()
     assert (job, slot, status, attempts) == ("check_budget_limits", SLOT, "succeeded", 4)
     assert count(system, dlq_url(system, "JobFailureQueue")) == 0
@@ -230,7 +230,7 @@ def test_retry_of_a_scheduler_dead_letter_runs_the_slot_the_delivery_missed(syst
     code, out, err = ops(capsys, "dlq", "retry", "SchedulerDeadLetterQueue", message_id)
 
     assert code == 0, err
-    assert f"{message_id}: check_budget_limits for 2026-03-10T06:30:00+00:00: succeeded" in out
+    assert f"{message_id}: check_budget_limits for 2026-03-10T09:30:00+03:00: succeeded" in out
     assert [(job, slot, status) for job, slot, status, _ in job_runs()] == [("check_budget_limits", SLOT, "succeeded")]
     assert count(system, dlq_url(system, "SchedulerDeadLetterQueue")) == 0
 

@@ -240,15 +240,16 @@ def _rerun_job(ops: Operations, event: Any) -> str:
     if invocation is None:
         raise CliError(f"not a job event (no job and scheduled_time): {json.dumps(event)[:200]}")
     function_id = job_function(invocation.job)
+    what = f"{invocation.job} for {invocation.scheduled_time.astimezone(ops.runtime.settings.tz).isoformat()}"
     if function_id and ops.deployment.knows(function_id):
         name = ops.deployment.function_name(function_id)
         # Asynchronously, as Scheduler invokes it: Lambda's retries and on-failure record apply again.
         ops.lambda_client.invoke(FunctionName=name, InvocationType="Event", Payload=json.dumps(event).encode())
-        return f"{invocation.job} for {invocation.scheduled_time.isoformat()}: invoked {name} (asynchronously)"
+        return f"{what}: invoked {name} (asynchronously)"
     outcome = run_scheduled_job(invocation, runtime=ops.runtime)
     if outcome.status == "duplicate":
-        return f"{invocation.job} for {invocation.scheduled_time.isoformat()}: already succeeded (or is running)"
-    return f"{invocation.job} for {invocation.scheduled_time.isoformat()}: {outcome.status}, run {outcome.run_id}"
+        return f"{what}: already succeeded (or is running)"
+    return f"{what}: {outcome.status}, run {outcome.run_id}"
 
 
 def retry_message(ops: Operations, ref: QueueRef, url: str, message: dict[str, Any]) -> str:
