@@ -10,6 +10,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -51,11 +52,9 @@ SERVICE_SIDE = {
     "sqs:DeleteMessage": "the event source mapping deletes what succeeded (exercised here with the worker's role)",
     "sqs:GetQueueAttributes": "the event source mapping reads the queue's attributes (granted on * for it)",
 }
-# OperatorPolicy grants that the emulator cannot exercise: moto never checks PassRole, and its Lambda runs
-# functions in Docker, which these tests do not use (`make lambda-test` invokes the built functions).
+# OperatorPolicy grants that the emulator cannot exercise: moto never checks PassRole.
 OPERATOR_NOT_EXERCISED = {
     "iam:PassRole": "UpdateSchedule passes the schedule's role (ops schedules disable|enable); moto does not check it",
-    "lambda:InvokeFunction": "ops run --function-name invokes the deployed job function",
 }
 # The job functions' on-failure destination: Lambda sends the failed event to JobFailureQueue with the role.
 # `ops run --at` needs a time ahead of the system clock (which `ops` reads).
@@ -66,11 +65,13 @@ ON_FAILURE_POLICY = re.compile(r"EventInvokeConfigOnFailureSQSPolicy$")
 # ---------------------------------------------------------------- the roles, and moto enforcing them
 
 
-def local_resolver(system: LocalSystem, database_url_secret_arn: str) -> Resolver:
-    """The expanded template's intrinsics against the local resources: queues, functions by logical id, and
-    the database URL's secret."""
+def local_resolver(system: LocalSystem, database_url_secret_arn: str, mappings: dict[str, str]) -> Resolver:
+    """The expanded template's intrinsics against the local resources: queues, functions by logical id, the
+    workers' event source mappings (SAM's <Function>Queue, whose Ref is the UUID), and the database URL's
+    secret."""
     base = system.queues.resolver(system.template, ROLE_PARAMETERS)
     refs = dict(base.refs)
+    refs.update(mappings)
     refs["DatabaseUrlSecret"] = database_url_secret_arn
     attributes = dict(base.attributes)
     for function_id in system.template.functions:
@@ -80,11 +81,37 @@ def local_resolver(system: LocalSystem, database_url_secret_arn: str) -> Resolve
                     pseudo=base.pseudo)
 
 
+def create_consumers(system: LocalSystem, admin: Credentials) -> dict[str, str]:
+    """The functions in moto's Lambda under their logical ids (their code is never run by moto here), and each
+    worker's SQS event source mapping, created disabled (moto would run an enabled one in Docker on every
+    send); returns mapping logical id (<Function>Queue) → UUID, as the stack's resources say."""
+    import io
+    import json
+    import zipfile
+
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                     "Principal": {"Service": "lambda.amazonaws.com"}}]}
+    role = admin.client("iam").create_role(RoleName="expensebot-moto-lambda",
+                                           AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("app.py", "def lambda_handler(event, context):\n    return None\n")
+    lam = admin.client("lambda", region_name=REGION)
+    for function_id in system.template.functions:
+        lam.create_function(FunctionName=function_id, Runtime="python3.12", Role=role, Handler="app.lambda_handler",
+                            Code={"ZipFile": code.getvalue()})
+    return {f"{s.function_id}Queue": lam.create_event_source_mapping(
+        EventSourceArn=system.queues.arns[s.queue_id], FunctionName=s.function_id, Enabled=False)["UUID"]
+        for s in system.template.subscriptions()}
+
+
 class IamWorld:
     """The local system with each function running under its role, and an operator with OperatorPolicy."""
 
     def __init__(self, system: LocalSystem, roles: dict[str, Role], operator: Role, log: AccessLog,
-                 operator_env: dict[str, str], harness: Credentials, database_secret_arn: str) -> None:
+                 operator_env: dict[str, str], harness: Credentials, database_secret_arn: str,
+                 mappings: dict[str, str]) -> None:
+        self.mappings = mappings
         self.system = system
         self.database_secret_arn = database_secret_arn
         self.harness = harness
@@ -122,7 +149,8 @@ def iam_world(aws: None, template: Template, clean_database: str, expanded: dict
             secrets.create_secret(Name=defaults["BotTokenSecretName"], SecretString=LOCAL_BOT_TOKEN)
             secrets.create_secret(Name=defaults["WebhookSecretName"], SecretString=LOCAL_WEBHOOK_SECRET)
             database_secret = secrets.create_secret(Name=DATABASE_URL_SECRET, SecretString=clean_database)["ARN"]
-            resolver = local_resolver(system, database_secret)
+            mappings = create_consumers(system, admin)
+            resolver = local_resolver(system, database_secret, mappings)
             roles = function_roles(expanded, resolver, template.functions)
             credentials = {fid: assume_role(iam, sts, role, name=fid, trusted_arn=admin_arn)
                            for fid, role in roles.items()}
@@ -133,7 +161,7 @@ def iam_world(aws: None, template: Template, clean_database: str, expanded: dict
             assert database["DATABASE_URL"] == "" and database["DATABASE_URL_SECRET_ARN"] == database_secret
             system.run_under_roles(credentials, environment=database)
             with iam_enforced() as log:
-                yield IamWorld(system, roles, operator, log, operator_env, admin, database_secret)
+                yield IamWorld(system, roles, operator, log, operator_env, admin, database_secret, mappings)
     finally:
         telegram.stop()
 
@@ -358,7 +386,8 @@ def webhook_refuses_a_wrong_secret_after_reading_the_real_one(world: IamWorld) -
     assert response["statusCode"] == 401
 
 
-def ops_commands_work_under_the_operator_policy(world: IamWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+def ops_commands_work_under_the_operator_policy(world: IamWorld, monkeypatch: pytest.MonkeyPatch,
+                                                tmp_path: Path) -> None:
     from expensebot_tools.cli import main
 
     system = world.system
@@ -402,12 +431,73 @@ def ops_commands_work_under_the_operator_policy(world: IamWorld, monkeypatch: py
     assert failed == {}
     assert queue_depth(world, "NotificationsQueue") >= 1  # the redriven message is back on its queue
 
+    ops_on_every_dlq_and_consumer(world, monkeypatch, tmp_path)
+
+
+def ops_on_every_dlq_and_consumer(world: IamWorld, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The per-message DLQ commands, the jobs' DLQs, and pausing a worker, in an operator's shell that knows
+    the deployment's resources (the map `local up` writes; in AWS the stack's ListStackResources)."""
+    import json
+
+    from moto.awslambda.models import LambdaFunction
+
+    from expensebot_tools.cli import main
+    from expensebot_tools.project.aws_records import async_failure_record
+
+    system = world.system
+    resources = {**system.queues.urls, **{fid: fid for fid in system.template.functions}, **world.mappings}
+    (tmp_path / "resources.json").write_text(json.dumps(resources))
+    monkeypatch.setenv("EXPENSEBOT_RESOURCES_FILE", str(tmp_path / "resources.json"))
+    # A job's failure record as Lambda sends it, and a task message parked by its worker.
+    event = {"job": "check_budget_limits", "scheduled_time": "2026-03-31T16:00:00Z", "execution_id": "e1",
+             "attempt": 1}
+    failure = world.harness.client("sqs", region_name=REGION).send_message(
+        QueueUrl=system.queues.urls["JobFailureQueue"], MessageBody=async_failure_record(
+            f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:CheckBudgetLimitsFunction", "r-1", event, "RuntimeError",
+            "database gone", 3))["MessageId"]
+    parked = world.harness.client("sqs", region_name=REGION).send_message(
+        QueueUrl=system.queues.urls["DefaultDeadLetterQueue"], MessageBody=_task_body_of_debug_task(),
+        MessageAttributes={"error": {"DataType": "String", "StringValue": "boom"}})["MessageId"]
+    # moto's Lambda runs functions in Docker: here the invoked job function runs in-process, under its role.
+    monkeypatch.setattr(LambdaFunction, "invoke", lambda self, body, *_: json.dumps(
+        system.invoke(self.function_name, json.loads(body))).encode())
+
+    commands = [
+        ["ops", "queues", "--json"],
+        ["ops", "queues", "pause", "notifications"],
+        ["ops", "queues", "resume", "notifications"],
+        ["ops", "dlq", "show", "JobFailureQueue", "--json"],
+        ["ops", "dlq", "retry", "JobFailureQueue", failure],
+        ["ops", "dlq", "retry", "default", parked],
+    ]
+    results = {" ".join(c[:4]): main(c) for c in commands}
+    assert {command: rc for command, rc in results.items() if rc != 0} == {}
+    assert sql_value("SELECT status FROM job_runs WHERE job = 'check_budget_limits' AND slot = %s",
+                     (datetime(2026, 3, 31, 19, 0, tzinfo=MOSCOW),)) == "succeeded"
+    assert queue_depth(world, "JobFailureQueue") == 0 and queue_depth(world, "DefaultDeadLetterQueue") == 0
+
+    # With EXPENSEBOT_STACK_NAME the map comes from the stack (moto cannot deploy the SAM template: a stack of
+    # the same name stands in, and the task queues come from QUEUE_URL_*).
+    probe = {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "expensebot-stack-probe"}}
+    world.harness.client("cloudformation", region_name=REGION).create_stack(
+        StackName="expensebot-local", TemplateBody=json.dumps({"Resources": {"Probe": probe}}))
+    monkeypatch.delenv("EXPENSEBOT_RESOURCES_FILE")
+    monkeypatch.setenv("EXPENSEBOT_STACK_NAME", "expensebot-local")
+    assert main(["ops", "queues", "--json"]) == 0
+
 
 def _create_schedules(world: IamWorld) -> None:
     """The template's schedules as a deploy creates them, by the harness (CloudFormation's part)."""
     from tests.integration.test_ops_schedules import create_template_schedules
 
     create_template_schedules(world.system, world.harness.client("scheduler", region_name=REGION))
+
+
+def _task_body_of_debug_task() -> str:
+    from expensebot.tasks import lookup
+
+    task = lookup("default.debug_task")
+    return _task_body(task, task.args_model(note="parked"))
 
 
 def _task_body(task: Any, args: Any) -> str:
@@ -439,12 +529,11 @@ RAN: set[str] = set()
 
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
 def test_each_path_works_under_exactly_its_role(scenario: str, iam_world: IamWorld,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+                                                monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     run = SCENARIOS[scenario]
-    if "monkeypatch" in run.__code__.co_varnames[: run.__code__.co_argcount]:
-        run(iam_world, monkeypatch)
-    else:
-        run(iam_world)
+    wanted = run.__code__.co_varnames[: run.__code__.co_argcount]
+    fixtures = {"monkeypatch": monkeypatch, "tmp_path": tmp_path}
+    run(iam_world, *(fixtures[name] for name in wanted[1:]))
 
     assert_nothing_refused(iam_world)
     for principal in {a.principal for a in iam_world.log.accesses}:

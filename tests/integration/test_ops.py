@@ -77,12 +77,18 @@ def test_queues_shows_waiting_and_dead_letter_counts_per_queue(system, capsys):
     rows = {row["queue"]: row for row in json.loads(out)}
     assert (rows["reports"]["waiting"], rows["reports"]["dead_letter"]) == (3, 0)
     assert (rows["default"]["waiting"], rows["default"]["dead_letter"]) == (0, 2)
-    assert set(rows) == {"default", "reports", "recurring", "maintenance", "notifications"}
+    # The five task queues, their five DLQs, and the jobs' two DLQs (their URLs unknown here: QUEUE_URL_* only).
+    assert set(rows) == {"default", "reports", "recurring", "maintenance", "notifications",
+                         "DefaultDeadLetterQueue", "ReportsDeadLetterQueue", "RecurringDeadLetterQueue",
+                         "MaintenanceDeadLetterQueue", "NotificationsDeadLetterQueue", "JobFailureQueue",
+                         "SchedulerDeadLetterQueue"}
+    assert rows["DefaultDeadLetterQueue"]["waiting"] == 2
+    assert rows["JobFailureQueue"]["problem"] == "no URL configured (JOB_FAILURE_QUEUE_URL)"
 
     code, out, _ = ops(capsys, "queues")
     table = {row[0]: row for row in cells(out) if row and row[0] in rows}
-    assert table["reports"][1:5] == ["3", "0", "0", "0"]
-    assert table["default"][1:5] == ["0", "0", "0", "2"]
+    assert table["reports"][1:6] == ["tasks", "3", "0", "0", "0"]
+    assert table["default"][1:6] == ["tasks", "0", "0", "0", "2"]
 
 
 def test_queues_reports_a_queue_without_a_url(system, capsys, monkeypatch):
@@ -172,7 +178,7 @@ def test_redrive_auto_falls_back_to_copy_where_move_tasks_are_unavailable(system
 
 
 def test_a_redrive_stopped_half_way_loses_nothing(system, capsys, monkeypatch):
-    from expensebot_tools.operations import commands as ops_module
+    from expensebot_tools.operations import dlq as ops_module
 
     bodies = park(system, "DefaultQueue", 15)
     dlq = dead_letter_url(system, "DefaultQueue")

@@ -21,7 +21,11 @@ WEBHOOK_URL = "https://abc123.execute-api.eu-central-1.amazonaws.com/webhook"
 
 
 @pytest.fixture
-def healthy(system: Any, schedules: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> Any:  # noqa: F811
+def healthy(system: Any, schedules: dict[str, Any], capsys: pytest.CaptureFixture[str],  # noqa: F811
+            monkeypatch: pytest.MonkeyPatch) -> Any:
+    # An operator's shell knows the jobs' two DLQs too (the stack's outputs; `local up` writes them).
+    monkeypatch.setenv("JOB_FAILURE_QUEUE_URL", system.queues.urls["JobFailureQueue"])
+    monkeypatch.setenv("SCHEDULER_DEAD_LETTER_QUEUE_URL", system.queues.urls["SchedulerDeadLetterQueue"])
     assert main(["webhook", "set", "--url", WEBHOOK_URL]) == 0
     capsys.readouterr()
     return system

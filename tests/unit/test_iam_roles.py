@@ -29,6 +29,14 @@ def expanded() -> dict[str, Any]:
     return expand_template()
 
 
+def mapping_uuid(function_id: str) -> str:
+    return f"uuid-of-{function_id}"
+
+
+def mapping_arn(uuid: str) -> str:
+    return f"arn:aws:lambda:us-east-1:123456789012:event-source-mapping:{uuid}"
+
+
 @pytest.fixture(scope="module")
 def resolver(template: Template) -> Resolver:
     refs: dict[str, Any] = {}
@@ -40,6 +48,8 @@ def resolver(template: Template) -> Resolver:
     for function_id in template.functions:
         refs[function_id] = function_id
         attributes[(function_id, "Arn")] = f"arn:aws:lambda:us-east-1:123456789012:function:{function_id}"
+    for subscription in template.subscriptions():  # SAM's <Function>Queue mapping: !Ref gives its UUID
+        refs[f"{subscription.function_id}Queue"] = mapping_uuid(subscription.function_id)
     return Resolver(parameters=template.parameter_defaults(), refs=refs, attributes=attributes,
                     conditions=template.raw.get("Conditions", {}))
 
@@ -118,6 +128,24 @@ def test_the_operator_policy_covers_every_queue_and_dlq_and_the_stacks_schedules
     assert not operator.allows("scheduler:CreateSchedule", schedule)
     assert not operator.allows("scheduler:CreateSchedule", once.replace("expensebot-dev", "other-app"))
     assert not operator.allows("sqs:DeleteQueue", queue_arn("DefaultQueue"))
+
+
+def test_the_operator_may_pause_each_worker_and_read_the_stack_but_nothing_else(expanded, resolver, template):
+    operator = managed_policy(expanded, "OperatorPolicy", resolver)
+    workers = [s.function_id for s in template.subscriptions()]
+    assert len(workers) == 5
+    for function_id in workers:
+        for action in ("lambda:GetEventSourceMapping", "lambda:UpdateEventSourceMapping"):
+            assert operator.allows(action, mapping_arn(mapping_uuid(function_id))), (action, function_id)
+    assert not operator.allows("lambda:UpdateEventSourceMapping", mapping_arn("some-other-mapping"))
+    assert not operator.allows("lambda:DeleteEventSourceMapping", mapping_arn(mapping_uuid(workers[0])))
+    stack = "arn:aws:cloudformation:us-east-1:123456789012:stack/expensebot-local/0f1e2d3c"
+    assert operator.allows("cloudformation:ListStackResources", stack)
+    assert not operator.allows("cloudformation:ListStackResources", stack.replace("expensebot-local", "other"))
+    assert operator.allows("lambda:InvokeFunction",
+                           "arn:aws:lambda:us-east-1:123456789012:function:CheckBudgetLimitsFunction")
+    assert not operator.allows("lambda:InvokeFunction",
+                               "arn:aws:lambda:us-east-1:123456789012:function:WebhookFunction")
 
 
 def test_without_vpc_subnets_the_boundary_takes_ec2_from_every_role(roles):

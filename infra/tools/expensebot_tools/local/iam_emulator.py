@@ -5,9 +5,11 @@ a test kinder or harsher than AWS, so they are corrected here while enforcement 
 - SQS's batch calls are authorised by the single call's action (AWS's Service Authorization Reference lists
   no sqs:SendMessageBatch, sqs:DeleteMessageBatch or sqs:ChangeMessageVisibilityBatch action); moto asks
   for the batch names, so a role holding sqs:SendMessage would be refused what AWS allows.
-- Secrets Manager and EventBridge Scheduler calls, and SQS's GetQueueUrl and StartMessageMoveTask, are
-  checked by moto against the resource "*", so a statement scoped to a secret's, a schedule's or a queue's
-  ARN (as ours are) never matches; here the call's resource ARN is determined as AWS does.
+- Secrets Manager, EventBridge Scheduler, Lambda and CloudFormation calls, and SQS's GetQueueUrl and
+  StartMessageMoveTask, are checked by moto against the resource "*", so a statement scoped to a secret's, a
+  schedule's, a function's, an event source mapping's, a stack's or a queue's ARN (as ours are) never
+  matches; here the call's resource ARN is determined as AWS does. moto also names Lambda's Invoke action
+  `lambda:Invoke`, where IAM's is `lambda:InvokeFunction`.
 - moto recomputes each request's signature and, for some REST calls (EventBridge Scheduler's ListSchedules
   with a query string), computes it differently from botocore and answers SignatureDoesNotMatch; the
   identity is still established by the access key (and a role session's token), which is what the
@@ -31,6 +33,8 @@ BATCH_ACTIONS = {
     "sqs:DeleteMessageBatch": "sqs:DeleteMessage",
     "sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
 }
+# moto's action name (the API operation's) → IAM's, where they differ.
+IAM_ACTIONS = {**BATCH_ACTIONS, "lambda:Invoke": "lambda:InvokeFunction"}
 ADMIN_USER = "expensebot-harness"
 
 
@@ -102,6 +106,31 @@ def _schedule_resource(self: Any) -> str:
     return f"arn:aws:scheduler:{self.region}:{self.current_account}:schedule/{group}/{name}"
 
 
+def _lambda_resource(self: Any) -> str:
+    """/2015-03-31/functions/<name or ARN>/… → the function's ARN; /2015-03-31/event-source-mappings/<UUID>
+    → the mapping's ARN (IAM's resource types for Invoke and Get/UpdateEventSourceMapping)."""
+    from urllib.parse import unquote
+
+    parts = [unquote(part) for part in self.path.strip("/").split("/")]
+    prefix = f"arn:aws:lambda:{self.region}:{self.current_account}"
+    if len(parts) >= 3 and parts[1] == "event-source-mappings" and parts[2]:
+        return f"{prefix}:event-source-mapping:{parts[2]}"
+    if len(parts) >= 3 and parts[1] == "functions" and parts[2]:
+        name = parts[2]
+        return ":".join(name.split(":")[:7]) if name.startswith("arn:") else f"{prefix}:function:{name}"
+    return "*"
+
+
+def _stack_resource(self: Any) -> str:
+    name = self._get_param("StackName")
+    if not name:
+        return "*"
+    try:
+        return str(self.cloudformation_backend.get_stack(name).stack_id)
+    except Exception:  # an unknown stack: "*" matches no scoped grant, as AWS refuses it
+        return "*"
+
+
 def _queue_resource(original: Any) -> Any:
     def determine(self: Any) -> str:
         source_arn = self._get_param("SourceArn")  # StartMessageMoveTask: the DLQ it moves from
@@ -136,6 +165,8 @@ def _patched(target: Any, name: str, value: Any) -> Iterator[None]:
 def iam_enforced() -> Iterator[AccessLog]:
     """IAM enforced on every moto call in the block, as AWS enforces it, with each check recorded.
     Callers need credentials of an IAM user or an assumed role (see `admin_credentials`)."""
+    from moto.awslambda.responses import LambdaResponse
+    from moto.cloudformation.responses import CloudFormationResponse
     from moto.core import enable_iam_authentication
     from moto.iam.access_control import IAMRequestBase
     from moto.scheduler.responses import EventBridgeSchedulerResponse
@@ -148,7 +179,7 @@ def iam_enforced() -> Iterator[AccessLog]:
 
     def init(self: Any, *args: Any, **kwargs: Any) -> None:
         original_init(self, *args, **kwargs)
-        self._action = BATCH_ACTIONS.get(self._action, self._action)
+        self._action = IAM_ACTIONS.get(self._action, self._action)
 
     def check(self: Any, resource: str) -> None:
         try:
@@ -164,6 +195,8 @@ def iam_enforced() -> Iterator[AccessLog]:
         _patched(IAMRequestBase, "check_signature", lambda self: None),
         _patched(SecretsManagerResponse, "_determine_resource", _secret_resource),
         _patched(EventBridgeSchedulerResponse, "_determine_resource", _schedule_resource),
+        _patched(LambdaResponse, "_determine_resource", _lambda_resource),
+        _patched(CloudFormationResponse, "_determine_resource", _stack_resource),
         _patched(SQSResponse, "_determine_resource", _queue_resource(SQSResponse._determine_resource)),
         enable_iam_authentication(),
     ):

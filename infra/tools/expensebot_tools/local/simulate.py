@@ -16,6 +16,8 @@ import argparse
 import json
 import os
 import time
+import traceback
+import uuid
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -43,6 +45,8 @@ from expensebot_tools.project.template import Resolver, Template
 
 JOB_RETRIES = 2  # EventInvokeConfig.MaximumRetryAttempts of every scheduled function
 JOB_FAILURE_QUEUE = "JobFailureQueue"
+LOCAL_ACCOUNT = "123456789012"  # moto's default account
+LOCAL_FUNCTION_PREFIX = "expensebot-local-"  # `local up` names each function expensebot-local-<LogicalId>
 # Within one instant, updates come before the schedules that fire then, and drains after both.
 UPDATE, SCHEDULE = 0, 1
 
@@ -196,6 +200,7 @@ class Simulation:
         self.report = report
         self.worker_queues = [s.queue_id for s in system.template.subscriptions()]
         self._moto_queues = {q: _moto_queue(system.queues.urls[q]) for q in self.worker_queues}
+        self._schedule_inputs = {s.function_id: s.input for s in system.template.schedules()}
 
     def next_due(self) -> datetime | None:
         """The earliest virtual time a message now held back (delayed or in flight) becomes receivable."""
@@ -263,22 +268,32 @@ class Simulation:
         self.fire(happening.function_id, happening.at)
 
     def fire(self, function_id: str, at: datetime) -> None:
+        """One delivery by Scheduler, run as Lambda runs an asynchronous invocation: the same event on the
+        first attempt and each retry, then, if every attempt raised, Lambda's on-failure record (the event,
+        the last error) to JobFailureQueue, as the template's EventInvokeConfig sends it."""
+        from expensebot_tools.local.events import schedule_event
+        from expensebot_tools.project.aws_records import async_failure_record
+
         self.report.fired[function_id] += 1
-        error = ""
+        event = schedule_event(self._schedule_inputs[function_id], at)
+        failure: Exception | None = None
         for _ in range(1 + JOB_RETRIES):
             try:
-                outcome = self.system.fire_schedule(function_id, at)
+                outcome = self.system.invoke(function_id, event)
             except Exception as exc:
-                error = f"{type(exc).__name__}: {exc}"
+                failure = exc
                 continue
             if isinstance(outcome, dict) and outcome.get("status") == "duplicate":
                 self.report.duplicates[function_id] += 1
             return
-        self._fail(f"{function_id} failed {1 + JOB_RETRIES} times: {error}")
+        assert failure is not None
+        self._fail(f"{function_id} failed {1 + JOB_RETRIES} times: {type(failure).__name__}: {failure}")
         if JOB_FAILURE_QUEUE in self.system.queues.urls:
-            self.system.sqs.send_message(QueueUrl=self.system.queues.urls[JOB_FAILURE_QUEUE],
-                                         MessageBody=json.dumps({"function": function_id, "error": error,
-                                                                 "scheduled_time": at.isoformat()}))
+            record = async_failure_record(
+                local_function_arn(function_id), str(uuid.uuid4()), event, type(failure).__name__, str(failure),
+                1 + JOB_RETRIES, stack_trace=traceback.format_exception(failure)[-5:],
+                timestamp=self.system.clock.now())
+            self.system.sqs.send_message(QueueUrl=self.system.queues.urls[JOB_FAILURE_QUEUE], MessageBody=record)
 
     def advance_to(self, moment: datetime) -> None:
         """Moves the clock to the moment, stopping wherever a held-back message becomes due to drain it."""
@@ -287,6 +302,11 @@ class Simulation:
             self.drain_all()
         # Never backwards: a worker pacing its sends sleeps on the virtual clock, past the next happening maybe.
         self.system.clock.set(max(moment, self.system.clock.now()))
+
+
+def local_function_arn(function_id: str) -> str:
+    region = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
+    return f"arn:aws:lambda:{region}:{LOCAL_ACCOUNT}:function:{LOCAL_FUNCTION_PREFIX}{function_id}"
 
 
 def template_zone_name(template: Template) -> str:

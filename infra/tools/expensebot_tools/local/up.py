@@ -266,9 +266,8 @@ class LocalStack:
         if destination is not None and destination in self.system.queues.urls:
             record = async_failure_record(self.plane.function_arns[function_id], request_id, event,
                                           type(error).__name__, str(error), 1 + retries,
-                                          traceback.format_exception(error))
-            self.system.sqs.send_message(QueueUrl=self.system.queues.urls[destination],
-                                         MessageBody=json.dumps(record, ensure_ascii=False))
+                                          stack_trace=traceback.format_exception(error))
+            self.system.sqs.send_message(QueueUrl=self.system.queues.urls[destination], MessageBody=record)
 
     # ------------------------------------------------------------------ workers
 

@@ -3,43 +3,29 @@ against SQS and the job-run ledger. It reads the functions' own configuration (D
 TELEGRAM_*; AWS_ENDPOINT_URL for a local moto server, which boto3 honours by itself).
 
 - `tasks`: every registered task, its queue and its job (`celery inspect registered`).
-- `queues`: per queue the messages waiting, in flight, delayed and in its DLQ (`LLEN`). The age of the
-  oldest message is CloudWatch's ApproximateAgeOfOldestMessage, not a queue attribute; peeking would
-  count as a receive and bring a message nearer its DLQ, so it is left to the dashboard.
+- `queues [pause|resume QUEUE]` and `purge` (operations/queues.py): every queue's depth and consumer, a
+  worker stopped and started, a queue emptied.
 - `status`: the queues, plus job runs in progress and the latest ones from the ledger
   (`celery inspect active/stats`), a 'running' run whose lease ran out marked as stale (its attempt died),
   the missed slots: failed or stale runs no later attempt has turned into a success, and months whose
   reports no run has sent; and the size of each bookkeeping table (rows, oldest row, rows past retention
   the cleanup would prune).
-- `purge QUEUE [--dlq] [--yes]`: empties a queue, or its DLQ, after a confirmation.
-- `dlq show QUEUE`: peeks at the DLQ's messages with the `task` and `error` attributes the worker wrote,
-  making them visible again at once, so nothing is consumed.
-- `dlq redrive QUEUE [--method auto|move|copy]`: moves the DLQ's messages back to their queue: SQS's
-  StartMessageMoveTask (`move`), or receive → re-send → only then delete (`copy`), which loses nothing if
-  it stops half way (a message re-sent but not yet deleted is delivered twice, and every task is
-  idempotent). `auto` tries `move` and falls back to `copy` where it is unavailable (moto).
+- `dlq show|retry|drop|redrive` (operations/dlq.py): the seven DLQs, per message.
 - `run JOB [--slot ISO | --at TIME]` and `send TASK --args JSON` (operations/runs.py), `history`
-  (operations/history.py), `schedules [disable|enable NAME]` (operations/schedules.py) and `doctor`
-  (operations/doctor.py).
+  (operations/history.py), `logs` (operations/logs.py), `schedules [disable|enable NAME]`
+  (operations/schedules.py) and `doctor` (operations/doctor.py).
 Every read command takes `--json`.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from expensebot_tools.console import CliError, opened_runtime, print_json, print_table
+from expensebot_tools.console import CliError, print_json, print_table
 from expensebot_tools.operations.ledger import missed_slot_rows
-
-RECEIVE_BATCH = 10
-# How long a message peeked by `dlq show`, or taken by a `copy` redrive, stays hidden if this command dies:
-# short, so an interrupted command leaves the messages where they were a minute later.
-PEEK_VISIBILITY_SECONDS = 60
-
 
 # --- tasks ----------------------------------------------------------------------------------------------
 
@@ -67,47 +53,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- queues and status -----------------------------------------------------------------------------------
-
-
-def queue_rows(runtime: Any) -> list[dict[str, Any]]:
-    from expensebot.config import QUEUE_NAMES
-
-    rows = []
-    for queue in QUEUE_NAMES:
-        url = runtime.settings.queue_url(queue)
-        row: dict[str, Any] = {"queue": queue, "url": url}
-        if not url:
-            row["problem"] = f"no URL configured (QUEUE_URL_{queue.upper()})"
-        else:
-            try:
-                depth = runtime.queues.depth(queue)
-            except Exception as exc:  # a missing queue or DLQ is reported on its row, not as a crash
-                row["problem"] = f"{type(exc).__name__}: {exc}"
-            else:
-                row.update(waiting=depth.waiting, in_flight=depth.in_flight, delayed=depth.delayed,
-                           dead_letter=depth.dead_letter)
-        rows.append(row)
-    return rows
-
-
-def _print_queues(rows: list[dict[str, Any]]) -> None:
-    print_table(
-        "Queues (SQS's approximate counts; age of the oldest message: CloudWatch ApproximateAgeOfOldestMessage)",
-        ["queue", "waiting", "in flight", "delayed", "DLQ", "problem"],
-        [[r["queue"], r.get("waiting", ""), r.get("in_flight", ""), r.get("delayed", ""), r.get("dead_letter", ""),
-          r.get("problem", "")] for r in rows],
-    )
-
-
-def cmd_queues(args: argparse.Namespace) -> int:
-    with opened_runtime() as runtime:
-        rows = queue_rows(runtime)
-    if args.json:
-        print_json(rows)
-    else:
-        _print_queues(rows)
-    return 0
+# --- status ----------------------------------------------------------------------------------------------
 
 
 _RUNS = """
@@ -181,8 +127,11 @@ def _print_bookkeeping(rows: list[dict[str, Any]], tz: Any) -> None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    with opened_runtime() as runtime:
-        queues = queue_rows(runtime)
+    from expensebot_tools.operations.queues import operations, print_queues, queue_rows
+
+    with operations() as ops:
+        runtime = ops.runtime
+        queues = queue_rows(ops)
         runs = job_run_rows(runtime, limit=args.limit)
         missed = missed_slot_rows(runtime)
         bookkeeping = bookkeeping_rows(runtime)
@@ -190,171 +139,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"queues": queues, "job_runs": runs, "missed_slots": missed, "bookkeeping": bookkeeping})
         return 0
-    _print_queues(queues)
+    print_queues(queues)
     _print_runs(runs, tz)
     _print_missed_slots(missed, tz)
     _print_bookkeeping(bookkeeping, tz)
-    return 0
-
-
-# --- purge and the DLQ -----------------------------------------------------------------------------------
-
-
-def _queue_url(runtime: Any, queue: str, *, dead_letter: bool = False) -> str:
-    from expensebot.config import QUEUE_NAMES
-
-    if queue not in QUEUE_NAMES:
-        raise CliError(f"unknown queue {queue!r}; queues are {', '.join(QUEUE_NAMES)}")
-    url = runtime.queues.url(queue)
-    return runtime.queues.dead_letter_url(url) if dead_letter else url
-
-
-def _confirm(question: str) -> bool:
-    try:
-        return input(f"{question} [y/N] ").strip().lower() in {"y", "yes"}
-    except EOFError:
-        return False
-
-
-def cmd_purge(args: argparse.Namespace) -> int:
-    with opened_runtime() as runtime:
-        url = _queue_url(runtime, args.queue, dead_letter=args.dlq)
-        what = f"the {args.queue!r} queue's DLQ" if args.dlq else f"the {args.queue!r} queue"
-        count = int(runtime.queues.client.get_queue_attributes(
-            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]["ApproximateNumberOfMessages"])
-        if not args.yes and not _confirm(f"Delete every message (about {count}) in {what}?"):
-            print("nothing purged")
-            return 1
-        runtime.queues.client.purge_queue(QueueUrl=url)
-    print(f"purged {what} ({url}); it had about {count} message(s); SQS takes up to 60 s to finish")
-    return 0
-
-
-def _receive(client: Any, url: str, *, visibility: int, limit: int) -> list[dict[str, Any]]:
-    return client.receive_message(
-        QueueUrl=url, MaxNumberOfMessages=min(RECEIVE_BATCH, limit), VisibilityTimeout=visibility,
-        WaitTimeSeconds=0, AttributeNames=["All"], MessageAttributeNames=["All"],
-    ).get("Messages", [])
-
-
-def peek_messages(client: Any, url: str, *, limit: int) -> list[dict[str, Any]]:
-    """Up to `limit` messages, each made visible again before returning (none is consumed)."""
-    seen: list[dict[str, Any]] = []
-    try:
-        while len(seen) < limit:
-            batch = _receive(client, url, visibility=PEEK_VISIBILITY_SECONDS, limit=limit - len(seen))
-            if not batch:
-                break
-            seen.extend(batch)
-    finally:
-        for start in range(0, len(seen), RECEIVE_BATCH):
-            chunk = seen[start : start + RECEIVE_BATCH]
-            client.change_message_visibility_batch(
-                QueueUrl=url,
-                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
-                         for i, m in enumerate(chunk)],
-            )
-    return seen
-
-
-def _attribute(message: dict[str, Any], name: str) -> str | None:
-    value = message.get("MessageAttributes", {}).get(name)
-    return value.get("StringValue") if value else None
-
-
-def dead_letter_rows(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    rows = []
-    for message in messages:
-        task = _attribute(message, "task")
-        if task is None:
-            try:
-                task = json.loads(message["Body"]).get("task")
-            except (ValueError, AttributeError):
-                task = None
-        sent = int(message.get("Attributes", {}).get("SentTimestamp", 0)) / 1000
-        rows.append({
-            "message_id": message["MessageId"],
-            "task": task,
-            "error": _attribute(message, "error"),
-            "sent_at": datetime.fromtimestamp(sent, UTC).isoformat() if sent else None,
-            "receive_count": int(message.get("Attributes", {}).get("ApproximateReceiveCount", 0)),
-            "body": message["Body"],
-        })
-    return rows
-
-
-def cmd_dlq_show(args: argparse.Namespace) -> int:
-    with opened_runtime() as runtime:
-        url = _queue_url(runtime, args.queue, dead_letter=True)
-        rows = dead_letter_rows(peek_messages(runtime.queues.client, url, limit=args.max))
-    if args.json:
-        print_json(rows)
-        return 0
-    print_table(
-        f"DLQ of {args.queue!r}: {len(rows)} message(s) shown (none consumed)",
-        ["message id", "task", "error", "sent", "receives", "body"],
-        [[r["message_id"], r["task"] or "", r["error"] or "(failed too often: see the worker's logs)",
-          r["sent_at"] or "", r["receive_count"], r["body"][:200]] for r in rows],
-    )
-    return 0
-
-
-def redrive_by_copy(client: Any, dead_letter_url: str, queue_url: str, *, limit: int | None = None) -> int:
-    """Receive from the DLQ, re-send to the queue, and only then delete from the DLQ what was re-sent.
-    Stops at the count the DLQ held when it began, so a message failing again during the redrive is not
-    redriven twice in one call. Returns how many messages moved."""
-    if limit is None:
-        limit = int(client.get_queue_attributes(QueueUrl=dead_letter_url, AttributeNames=[
-            "ApproximateNumberOfMessages"])["Attributes"]["ApproximateNumberOfMessages"])
-    moved = 0
-    while moved < limit:
-        batch = _receive(client, dead_letter_url, visibility=PEEK_VISIBILITY_SECONDS, limit=limit - moved)
-        if not batch:
-            break
-        entries = []
-        for i, message in enumerate(batch):
-            entry: dict[str, Any] = {"Id": str(i), "MessageBody": message["Body"]}
-            attributes = {k: v for k, v in message.get("MessageAttributes", {}).items() if k != "error"}
-            if attributes:
-                entry["MessageAttributes"] = attributes
-            entries.append(entry)
-        sent = client.send_message_batch(QueueUrl=queue_url, Entries=entries)
-        resent = {ok["Id"] for ok in sent.get("Successful", [])}
-        done = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch) if str(i) in resent]
-        if done:
-            client.delete_message_batch(QueueUrl=dead_letter_url, Entries=done)
-        moved += len(done)
-        if sent.get("Failed"):
-            reasons = "; ".join(f"{f.get('Code')}: {f.get('Message')}" for f in sent["Failed"])
-            raise CliError(f"{moved} moved, then SQS refused to re-send {len(sent['Failed'])}: {reasons}; "
-                           "the rest are still in the DLQ: run the redrive again")
-    return moved
-
-
-def _queue_arn(client: Any, url: str) -> str:
-    return str(client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"])
-
-
-def cmd_dlq_redrive(args: argparse.Namespace) -> int:
-    from botocore.exceptions import ClientError
-
-    with opened_runtime() as runtime:
-        client = runtime.queues.client
-        queue_url = _queue_url(runtime, args.queue)
-        dead_letter_url = runtime.queues.dead_letter_url(queue_url)
-        if args.method in ("auto", "move"):
-            try:
-                task = client.start_message_move_task(SourceArn=_queue_arn(client, dead_letter_url),
-                                                      DestinationArn=_queue_arn(client, queue_url))
-            except (ClientError, NotImplementedError) as exc:
-                if args.method == "move":
-                    raise CliError(f"StartMessageMoveTask failed: {exc}; try --method copy") from exc
-            else:
-                print(f"redrive started by SQS (move task {task['TaskHandle'][:24]}…): "
-                      f"{args.queue!r} DLQ → {args.queue!r}; `ops queues` shows it emptying")
-                return 0
-        moved = redrive_by_copy(client, dead_letter_url, queue_url)
-    print(f"redrove {moved} message(s) from the {args.queue!r} DLQ back to {args.queue!r} (copied, then deleted)")
     return 0
 
 
@@ -370,7 +158,7 @@ def add_parser(commands: Any) -> None:
                 return int(func(args))
             except (CliError, ExpenseBotError) as exc:
                 print(f"expensebot ops {args.ops_command}: {' '.join(str(exc).split())}", file=sys.stderr)
-                return 2
+                return exc.exit_code if isinstance(exc, CliError) else 2
 
         return run
 
@@ -381,40 +169,21 @@ def add_parser(commands: Any) -> None:
     tasks.add_argument("--json", action="store_true")
     tasks.set_defaults(func=guarded(cmd_tasks))
 
-    queues = sub.add_parser("queues", help="per queue: waiting, in flight, delayed, DLQ")
-    queues.add_argument("--json", action="store_true")
-    queues.set_defaults(func=guarded(cmd_queues))
-
     status = sub.add_parser("status", help="the queues, and job runs in progress and latest")
     status.add_argument("--limit", type=int, default=20, help="latest runs to show (default 20)")
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=guarded(cmd_status))
 
-    purge = sub.add_parser("purge", help="delete every message in a queue (or its DLQ)")
-    purge.add_argument("queue")
-    purge.add_argument("--dlq", action="store_true", help="purge the queue's DLQ instead")
-    purge.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    purge.set_defaults(func=guarded(cmd_purge))
-
-    dlq = sub.add_parser("dlq", help="a queue's dead-letter queue")
-    dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True)
-    show = dlq_sub.add_parser("show", help="peek at the DLQ's messages and their errors (none consumed)")
-    show.add_argument("queue")
-    show.add_argument("--max", type=int, default=50, help="messages to show (default 50)")
-    show.add_argument("--json", action="store_true")
-    show.set_defaults(func=guarded(cmd_dlq_show))
-    redrive = dlq_sub.add_parser("redrive", help="move the DLQ's messages back to their queue")
-    redrive.add_argument("queue")
-    redrive.add_argument("--method", choices=("auto", "move", "copy"), default="auto",
-                         help="move: SQS StartMessageMoveTask; copy: receive, re-send, delete; auto: move, else copy")
-    redrive.set_defaults(func=guarded(cmd_dlq_redrive))
-
+    from expensebot_tools.operations.dlq import add_parser as add_dlq_parser
     from expensebot_tools.operations.doctor import add_parser as add_doctor_parser
     from expensebot_tools.operations.history import add_parser as add_history_parser
     from expensebot_tools.operations.logs import add_parser as add_logs_parser
+    from expensebot_tools.operations.queues import add_parser as add_queues_parser
     from expensebot_tools.operations.runs import add_parser as add_runs_parser
     from expensebot_tools.operations.schedules import add_parser as add_schedules_parser
 
+    add_queues_parser(sub, guarded)
+    add_dlq_parser(sub, guarded)
     add_runs_parser(sub, guarded)
     add_history_parser(sub, guarded)
     add_schedules_parser(sub, guarded)

@@ -2,7 +2,8 @@
 check passes, or fails saying what to do; the exit code is 1 when any check fails.
 
 Checks: the database is reachable and migrated; every queue has a URL, exists, and has a DLQ that is
-empty; every registered task's queue has a URL (the seed's "Received unregistered task" / a task routed
+empty, and so are the jobs' two DLQs (JobFailureQueue, SchedulerDeadLetterQueue); every registered
+task's queue has a URL (the seed's "Received unregistered task" / a task routed
 nowhere); the schedules (when Scheduler can be read) are enabled and all in the app's time zone; the bot
 token is valid (getMe); the webhook is set with no error in the last day (getWebhookInfo); no run failed,
 or is still 'running' with its lease run out (the seed's WorkerLostError), within the window (`--window`,
@@ -53,11 +54,35 @@ def database_checks(runtime: Any) -> list[Check]:
                    probe)
 
 
+# What to do about messages in each kind of DLQ (`{label}` is the DLQ's name for `ops dlq`).
+_TASK_DLQ_FIX = ("`expensebot ops dlq show {label}`, fix the cause, then `expensebot ops dlq redrive {label}` "
+                 "(or `ops dlq retry {label} ID…` / `ops dlq drop {label} ID…` per message)")
+_JOB_DLQ_FIX = {
+    "JobFailureQueue": "a job raised on every attempt: `expensebot ops dlq show JobFailureQueue` (job, slot, "
+                       "error), fix the cause, then `expensebot ops dlq retry JobFailureQueue ID…` re-runs that "
+                       "slot (or `ops dlq drop`)",
+    "SchedulerDeadLetterQueue": "Scheduler could not invoke a job function (its role, the function, throttling): "
+                                "`expensebot ops dlq show SchedulerDeadLetterQueue`, fix the cause, then "
+                                "`expensebot ops dlq retry SchedulerDeadLetterQueue ID…` runs that slot",
+}
+
+
 def queue_checks(runtime: Any) -> list[Check]:
+    """Each task queue exists, and each of the seven DLQs (the five task queues', JobFailureQueue and
+    SchedulerDeadLetterQueue) is known and empty."""
     from expensebot.config import QUEUE_NAMES
     from expensebot.tasks import registry
+    from expensebot_tools.operations.deployment import JOB_DEAD_LETTER_VARIABLES, Deployment, QueueRef
+    from expensebot_tools.operations.queues import Operations
 
     checks: list[Check] = []
+    try:
+        deployment = Deployment.from_environment()
+    except Exception as exc:  # an unreadable resources file or stack: the queue variables still work
+        checks.append(Check("deployment", False, f"{type(exc).__name__}: {exc}",
+                            "source .expensebot/local.env again (local up), or fix EXPENSEBOT_STACK_NAME"))
+        deployment = Deployment()
+    ops = Operations(deployment, runtime)
     configured = set()
     for queue in QUEUE_NAMES:
         if not runtime.settings.queue_url(queue):
@@ -72,14 +97,30 @@ def queue_checks(runtime: Any) -> list[Check]:
                            f"present with its DLQ; waiting {depth.waiting}, in flight {depth.in_flight}")]
             if depth.dead_letter:
                 found.append(Check(f"DLQ {queue}", False, f"{depth.dead_letter} message(s) failed",
-                                   f"`expensebot ops dlq show {queue}`, fix the cause, then "
-                                   f"`expensebot ops dlq redrive {queue}` (or `ops purge {queue} --dlq`)"))
+                                   _TASK_DLQ_FIX.format(label=queue)))
             else:
                 found.append(Check(f"DLQ {queue}", True, "empty"))
             return found
 
         checks += _safely(f"queue {queue}", "deploy the stack, or correct the URL; the queue needs its redrive policy",
                           probe)
+    for logical_id, variable in JOB_DEAD_LETTER_VARIABLES.items():
+        ref = QueueRef(logical_id)
+        url = ops.url_or_none(ref)
+        if not url:
+            checks.append(Check(f"DLQ {logical_id}", False, "no URL configured: its failed jobs go unseen",
+                                f"source .expensebot/local.env (local up), set EXPENSEBOT_STACK_NAME, or set "
+                                f"{variable} (the stack's {logical_id}Url output)"))
+            continue
+
+        def probe_job_dlq(logical_id: str = logical_id, url: str = url) -> list[Check]:
+            waiting = ops.count(url)
+            if waiting:
+                return [Check(f"DLQ {logical_id}", False, f"{waiting} failed job delivery(ies)",
+                              _JOB_DLQ_FIX[logical_id])]
+            return [Check(f"DLQ {logical_id}", True, "empty")]
+
+        checks += _safely(f"DLQ {logical_id}", "deploy the stack, or correct the URL", probe_job_dlq)
     unrouted = sorted(name for name, task in registry().items() if task.queue not in configured)
     checks.append(
         Check("task routing", False, f"tasks with no queue URL: {', '.join(unrouted)}",
