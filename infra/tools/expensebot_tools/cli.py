@@ -127,8 +127,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from expensebot.errors import ExpenseBotError
 
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
-    command = " ".join(part for part in (args.command, *_subcommands(args)) if part)
+    command = " ".join(_command_words(args, argv))
     try:
         code = int(args.func(args))
         # Flushed here, not at exit: a reader that went away (`| head`) is then caught below, quietly.
@@ -149,9 +150,14 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _subcommands(args: argparse.Namespace) -> list[str]:
-    return [value for key, value in sorted(vars(args).items())
-            if key.endswith("_command") and isinstance(value, str)]
+def _command_words(args: argparse.Namespace, argv: list[str]) -> list[str]:
+    """The command and its subcommands as typed (`ops dlq show`), for the one-line error's prefix."""
+    chosen = {value for key, value in vars(args).items() if key.endswith("command") and isinstance(value, str)}
+    words: list[str] = []
+    for word in argv:
+        if word in chosen and word not in words:
+            words.append(word)
+    return words
 
 
 if __name__ == "__main__":

@@ -120,6 +120,10 @@ class ReadableLogFormatter(logging.Formatter):
         super().__init__()
         self.json_formatter = json_formatter
 
+    def __getattr__(self, name: str) -> Any:
+        # Powertools reaches its formatter through the handler (append_keys, clear_state, …): let it.
+        return getattr(self.json_formatter, name)
+
     def format(self, record: logging.LogRecord) -> str:
         rendered = self.json_formatter.format(record)
         try:

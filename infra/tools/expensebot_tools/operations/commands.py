@@ -20,11 +20,10 @@ Every read command takes `--json`.
 from __future__ import annotations
 
 import argparse
-import sys
 from datetime import datetime
 from typing import Any
 
-from expensebot_tools.console import CliError, print_json, print_table
+from expensebot_tools.console import print_json, print_table
 from expensebot_tools.operations.ledger import missed_slot_rows
 
 # --- tasks ----------------------------------------------------------------------------------------------
@@ -150,29 +149,17 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def add_parser(commands: Any) -> None:
-    from expensebot.errors import ExpenseBotError
-
-    def guarded(func: Any) -> Any:
-        def run(args: argparse.Namespace) -> int:
-            try:
-                return int(func(args))
-            except (CliError, ExpenseBotError) as exc:
-                print(f"expensebot ops {args.ops_command}: {' '.join(str(exc).split())}", file=sys.stderr)
-                return exc.exit_code if isinstance(exc, CliError) else 2
-
-        return run
-
     ops = commands.add_parser("ops", help="operations: tasks, queues, job runs, DLQs (the seed's celery inspect)")
     sub = ops.add_subparsers(dest="ops_command", required=True)
 
     tasks = sub.add_parser("tasks", help="every registered task: its queue and job")
-    tasks.add_argument("--json", action="store_true")
-    tasks.set_defaults(func=guarded(cmd_tasks))
+    tasks.add_argument("--json", action="store_true", help="the tasks as JSON")
+    tasks.set_defaults(func=cmd_tasks)
 
     status = sub.add_parser("status", help="the queues, and job runs in progress and latest")
     status.add_argument("--limit", type=int, default=20, help="latest runs to show (default 20)")
-    status.add_argument("--json", action="store_true")
-    status.set_defaults(func=guarded(cmd_status))
+    status.add_argument("--json", action="store_true", help="queues, runs, missed slots and bookkeeping as JSON")
+    status.set_defaults(func=cmd_status)
 
     from expensebot_tools.operations.dlq import add_parser as add_dlq_parser
     from expensebot_tools.operations.doctor import add_parser as add_doctor_parser
@@ -182,10 +169,10 @@ def add_parser(commands: Any) -> None:
     from expensebot_tools.operations.runs import add_parser as add_runs_parser
     from expensebot_tools.operations.schedules import add_parser as add_schedules_parser
 
-    add_queues_parser(sub, guarded)
-    add_dlq_parser(sub, guarded)
-    add_runs_parser(sub, guarded)
-    add_history_parser(sub, guarded)
-    add_schedules_parser(sub, guarded)
+    add_queues_parser(sub)
+    add_dlq_parser(sub)
+    add_runs_parser(sub)
+    add_history_parser(sub)
+    add_schedules_parser(sub)
     add_logs_parser(sub)
-    add_doctor_parser(sub, guarded)
+    add_doctor_parser(sub)

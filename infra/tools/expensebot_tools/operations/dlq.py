@@ -408,7 +408,7 @@ def cmd_dlq_redrive(args: argparse.Namespace) -> int:
 # --- the parser ------------------------------------------------------------------------------------------
 
 
-def add_parser(sub: Any, guarded: Any) -> None:
+def add_parser(sub: Any) -> None:
     dlq = sub.add_parser("dlq", help="the seven dead-letter queues: show, retry, drop, redrive")
     dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True)
     queue_help = f"the DLQ, or the queue whose DLQ: {queue_names_help()}"
@@ -418,19 +418,19 @@ def add_parser(sub: Any, guarded: Any) -> None:
     show.add_argument("--id", action="append", metavar="ID", help="only this message id (repeatable)")
     show.add_argument("--max", type=int, default=50, help="messages to show (default 50)")
     show.add_argument("--json", action="store_true", help="print the messages as JSON")
-    show.set_defaults(func=guarded(cmd_dlq_show))
+    show.set_defaults(func=cmd_dlq_show)
 
     retry = dlq_sub.add_parser("retry", help="re-send a task message to its queue, or re-run a job's slot; "
                                              "then delete it from the DLQ")
     retry.add_argument("queue", help=queue_help)
     retry.add_argument("id", nargs="+", help="message ids (`ops dlq show` lists them)")
-    retry.set_defaults(func=guarded(cmd_dlq_retry))
+    retry.set_defaults(func=cmd_dlq_retry)
 
     drop = dlq_sub.add_parser("drop", help="delete messages from the DLQ for good")
     drop.add_argument("queue", help=queue_help)
     drop.add_argument("id", nargs="+", help="message ids (`ops dlq show` lists them)")
     drop.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    drop.set_defaults(func=guarded(cmd_dlq_drop))
+    drop.set_defaults(func=cmd_dlq_drop)
 
     redrive = dlq_sub.add_parser("redrive", help="move the DLQ's messages (or the matching ones) back to their queue")
     redrive.add_argument("queue", help=f"a task queue or its DLQ: {queue_help}")
@@ -439,4 +439,4 @@ def add_parser(sub: Any, guarded: Any) -> None:
     redrive.add_argument("--method", choices=("auto", "move", "copy"), default="auto",
                          help="move: SQS StartMessageMoveTask; copy: receive, re-send, delete; auto: move, else copy "
                               "(a filter always copies)")
-    redrive.set_defaults(func=guarded(cmd_dlq_redrive))
+    redrive.set_defaults(func=cmd_dlq_redrive)

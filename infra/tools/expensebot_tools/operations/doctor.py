@@ -275,7 +275,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def add_parser(sub: Any, guarded: Any) -> None:
+def add_parser(sub: Any) -> None:
     doctor = sub.add_parser("doctor", help="check the whole deployment; each failure says what to do (exit 1)")
     doctor.add_argument("--prefix", "--stack-prefix", dest="prefix", default="expensebot-",
                         help="schedule name prefix, e.g. expensebot-prod- (default expensebot-)")
@@ -283,5 +283,5 @@ def add_parser(sub: Any, guarded: Any) -> None:
     doctor.add_argument("--window", default=os.environ.get(WINDOW_VARIABLE) or DEFAULT_WINDOW,
                         help=f"how far back a failed or stale run is a problem, e.g. 24h, 7d (default "
                              f"{WINDOW_VARIABLE}, else {DEFAULT_WINDOW}); month-end slots count however old")
-    doctor.add_argument("--json", action="store_true")
-    doctor.set_defaults(func=guarded(cmd_doctor))
+    doctor.add_argument("--json", action="store_true", help="every check and its outcome as JSON")
+    doctor.set_defaults(func=cmd_doctor)

@@ -328,7 +328,7 @@ def _whole_number(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
 
 
-def add_parser(sub: Any, guarded: Any) -> None:
+def add_parser(sub: Any) -> None:
     history = sub.add_parser(
         "history", help="job runs and message outcomes, newest first, filtered and paged (Flower's task list); "
                         "`history missing`: who was owed a month's report and has none")
@@ -352,4 +352,4 @@ def add_parser(sub: Any, guarded: Any) -> None:
     history.add_argument("--page", type=_whole_number, default=1, help="the page, from 1 (default 1)")
     history.add_argument("--before", help="the rows after this cursor (printed under a page): stable paging")
     history.add_argument("--json", action="store_true", help="print the rows as JSON")
-    history.set_defaults(func=guarded(cmd_history))
+    history.set_defaults(func=cmd_history)

@@ -249,20 +249,20 @@ def cmd_purge(args: argparse.Namespace) -> int:
 # --- the parser ------------------------------------------------------------------------------------------
 
 
-def add_parser(sub: Any, guarded: Any) -> None:
+def add_parser(sub: Any) -> None:
     queues = sub.add_parser("queues", help="every queue and DLQ: waiting, in flight, delayed; consumers paused")
     queues.add_argument("--json", action="store_true", help="print the rows as JSON")
-    queues.set_defaults(func=guarded(cmd_queues))
+    queues.set_defaults(func=cmd_queues)
     actions = queues.add_subparsers(dest="queues_command")
     pause = actions.add_parser("pause", help="stop the queue's worker consuming it (messages wait)")
     pause.add_argument("queue", help=f"the task queue: {queue_names_help()}")
-    pause.set_defaults(func=guarded(cmd_pause))
+    pause.set_defaults(func=cmd_pause)
     resume = actions.add_parser("resume", help="let the queue's worker consume it again")
     resume.add_argument("queue", help=f"the task queue: {queue_names_help()}")
-    resume.set_defaults(func=guarded(cmd_resume))
+    resume.set_defaults(func=cmd_resume)
 
     purge = sub.add_parser("purge", help="delete every message in a queue (or its DLQ)")
     purge.add_argument("queue", help=f"the queue: {queue_names_help()}")
     purge.add_argument("--dlq", action="store_true", help="purge the queue's DLQ instead")
     purge.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    purge.set_defaults(func=guarded(cmd_purge))
+    purge.set_defaults(func=cmd_purge)

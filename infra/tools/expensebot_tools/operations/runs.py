@@ -230,7 +230,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parser(sub: Any, guarded: Any) -> None:
+def add_parser(sub: Any) -> None:
     run = sub.add_parser("run", help="run a job for its latest due slot, a given slot, or once at a given time")
     run.add_argument("job", help="the job's name (`expensebot ops tasks` lists them)")
     run.add_argument("--slot", help="the scheduled time to run for (ISO; no zone: the app's zone); default: the "
@@ -242,9 +242,9 @@ def add_parser(sub: Any, guarded: Any) -> None:
                           "(default expensebot-)")
     run.add_argument("--function-name", help="invoke this deployed job function instead of running in-process")
     run.add_argument("--json", action="store_true", help="print the outcome (or the created schedule) as JSON")
-    run.set_defaults(func=guarded(cmd_run))
+    run.set_defaults(func=cmd_run)
 
     send = sub.add_parser("send", help="enqueue one unit of a task")
     send.add_argument("task", help="the task's name (`expensebot ops tasks` lists them)")
     send.add_argument("--args", default="{}", help="the task's arguments as JSON (validated first)")
-    send.set_defaults(func=guarded(cmd_send))
+    send.set_defaults(func=cmd_send)

@@ -127,14 +127,15 @@ def cmd_schedules(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parser(sub: Any, guarded: Any) -> None:
+def add_parser(sub: Any) -> None:
     schedules = sub.add_parser("schedules", help="the EventBridge schedules, next runs and the ledger; "
                                                  "`schedules disable|enable NAME`")
-    schedules.add_argument("action", nargs="?", choices=("list", "disable", "enable"), default="list")
+    schedules.add_argument("action", nargs="?", choices=("list", "disable", "enable"), default="list",
+                           help="list (default), or disable|enable the schedule NAME")
     schedules.add_argument("name", nargs="?", help="the schedule to disable or enable")
     schedules.add_argument("--prefix", "--stack-prefix", dest="prefix", default="expensebot-",
                            help="schedule name prefix, e.g. expensebot-prod- (default expensebot-; '' for all)")
     schedules.add_argument("--group", default="default", help="schedule group (default: default)")
     schedules.add_argument("--count", type=int, default=3, help="next run times to show (default 3)")
-    schedules.add_argument("--json", action="store_true")
-    schedules.set_defaults(func=guarded(cmd_schedules))
+    schedules.add_argument("--json", action="store_true", help="the schedules as JSON")
+    schedules.set_defaults(func=cmd_schedules)
