@@ -515,8 +515,10 @@ def add_parser(commands: Any) -> None:
     send.add_argument("--args", default="{}", help="the task's arguments as JSON (validated first)")
     send.set_defaults(func=guarded(cmd_send))
 
+    from expensebot_tools.operations.dashboard import add_parser as add_dashboard_parser
     from expensebot_tools.operations.doctor import add_parser as add_doctor_parser
     from expensebot_tools.operations.schedules import add_parser as add_schedules_parser
 
     add_schedules_parser(sub, guarded)
     add_doctor_parser(sub, guarded)
+    add_dashboard_parser(sub, guarded)

@@ -822,6 +822,8 @@ class TelegramStandIn:
         self._accept_any_chat = accept_any_chat
         self._fail_fraction = fail_fraction
         self._timeout_fraction = timeout_fraction
+        # (how many more sendMessage calls answer 429, with which retry_after): an injected flood limit.
+        self._forced_429: tuple[int, int] = (0, 0)
         self._hang_seconds = hang_seconds
         self._random = random.Random(seed)
         self._limiter = _RateLimiter(global_rate, paid_rate, per_chat_interval, group_per_minute)
@@ -941,9 +943,14 @@ class TelegramStandIn:
         with self._lock:
             self._blocked.pop(chat_id, None)
 
-    def set_failures(self, *, fail_fraction: float | None = None, timeout_fraction: float | None = None) -> None:
-        """Changes the injected failure rates while running (an outage starts or ends)."""
+    def set_failures(self, *, fail_fraction: float | None = None, timeout_fraction: float | None = None,
+                     too_many_requests: int | None = None, retry_after: int = 30) -> None:
+        """Changes the injected failure rates while running (an outage starts or ends); `too_many_requests`
+        makes the next that many sendMessage calls answer 429 with `retry_after`, as Telegram's flood control
+        does to a bot it finds too fast, whatever the stand-in's own limits."""
         with self._lock:
+            if too_many_requests is not None:
+                self._forced_429 = (max(0, too_many_requests), max(1, retry_after))
             if fail_fraction is not None:
                 self._fail_fraction = fail_fraction
             if timeout_fraction is not None:
@@ -1140,6 +1147,10 @@ class TelegramStandIn:
         chat = self._resolve_chat(params)
         chat_id: int = chat["id"]
         self._check_not_blocked(chat_id)
+        remaining, forced_retry_after = self._forced_429
+        if remaining > 0:
+            self._forced_429 = (remaining - 1, forced_retry_after)
+            raise _ApiError(429, f"Too Many Requests: retry after {forced_retry_after}", retry_after=forced_retry_after)
         if self._enforce_limits:
             wait = self._limiter.wait_seconds(chat_id, _is_true(params.get("allow_paid_broadcast")), now)
             if wait > 0:
