@@ -194,3 +194,19 @@ def test_drawn_from_cloudwatch_get_metric_data_the_series_are_the_emitted_ones(m
     assert all(cw[key] for key in cw), [key for key, values in cw.items() if not values]
     assert cw == emf
     assert all((tmp_path / "cw" / d.image).stat().st_size > 0 for d in from_cloudwatch if d.image)
+
+
+def test_a_bad_faults_line_or_emf_file_is_one_line_and_exit_2(tmp_path):
+    faults = tmp_path / "faults.jsonl"
+    faults.write_text('{"at": "2026-11-05T11:59", "telegram_errors": "lots"}\n', encoding="utf-8")
+    run = subprocess.run([EXPENSEBOT, "simulate", "--start", "2026-11-01T00:00", "--end", "2026-11-02T00:00",
+                          "--faults", str(faults)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr
+    assert "line 1: telegram_errors" in run.stderr
+
+    not_emf = tmp_path / "outbox.jsonl"
+    not_emf.write_text('{"method": "sendMessage"}\n', encoding="utf-8")
+    for path, says in ((tmp_path / "missing.jsonl", "no such file"), (not_emf, "no EMF lines")):
+        run = subprocess.run([EXPENSEBOT, "ops", "dashboard", "--from-emf", str(path), "--out", str(tmp_path / "d")],
+                             capture_output=True, text=True, timeout=120)
+        assert run.returncode == 2 and run.stderr.count("\n") == 1 and says in run.stderr, run.stderr
