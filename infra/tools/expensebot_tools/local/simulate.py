@@ -445,6 +445,8 @@ def simulate(*, start: datetime, end: datetime, zone_name: str, updates: list[Ha
     postgres = EmbeddedPostgres(state / "postgres" if state is not None else None)
     url = database_url or postgres.start()
     fake_aws = {"AWS_ACCESS_KEY_ID": "simulate", "AWS_SECRET_ACCESS_KEY": "simulate", "AWS_DEFAULT_REGION": "us-east-1"}
+    if metrics is not None:
+        fake_aws["POWERTOOLS_METRICS_DISABLED"] = "false"  # Powertools prints only when enabled; the run keeps them
     try:
         with (environment(fake_aws), mock_aws(), sqs_follows(clock.now),
               TelegramStandIn(tokens=[LOCAL_BOT_TOKEN], clock=lambda: clock.now().astimezone(zone),
