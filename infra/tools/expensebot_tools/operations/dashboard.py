@@ -192,6 +192,7 @@ def draw_metric_widget(drawn: DrawnWidget, path: Path, start: datetime, end: dat
                                  label=str(line.get("label", "")) or None)
             axes.set_xlim(start, end)
             axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(axes.xaxis.get_major_locator()))
+            axes.set_xlabel("UTC", fontsize=8, loc="right")
             axes.grid(alpha=0.3)
             axes.set_ylim(bottom=0)
             if with_data:
@@ -341,7 +342,10 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         end = datetime.now(UTC).replace(second=0, microsecond=0)
         start = end - (since or parse_since(DEFAULT_SINCE))
     out = Path(args.out) if args.out else DEFAULT_OUT
-    index, drawn = build_dashboard(out=out, source=source, start=start, end=end, deployment=deployment)
+    try:
+        index, drawn = build_dashboard(out=out, source=source, start=start, end=end, deployment=deployment)
+    except OSError as exc:
+        raise CliError(f"--out {out}: cannot write there: {exc.strerror or exc}") from None
     if args.json:
         print_json({
             "index": str(index.resolve()), "source": source.name,
