@@ -7,6 +7,8 @@ The last test lists every grant that no code path used."""
 from __future__ import annotations
 
 import re
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
@@ -407,6 +409,7 @@ def ops_commands_work_under_the_operator_policy(world: IamWorld, monkeypatch: py
     monkeypatch.setenv("WEBHOOK_SECRET_NAME", defaults["WebhookSecretName"])
     _create_schedules(world)
     monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # the operator's own shell and session
+    dashboard_folder = Path(tempfile.mkdtemp(prefix="expensebot-iam-dashboard-"))
 
     commands = [
         ["ops", "queues", "--json"],
@@ -421,10 +424,12 @@ def ops_commands_work_under_the_operator_policy(world: IamWorld, monkeypatch: py
         ["ops", "run", "check_budget_limits", "--slot", "2026-03-31T19:30", "--json"],
         ["ops", "run", "check_budget_limits", "--at", ONE_OFF_AT, "--prefix", "expensebot-dev-"],
         ["ops", "doctor"],
+        ["ops", "dashboard", "--out", str(dashboard_folder), "--since", "3h"],
         ["webhook", "set", "--url", "https://bot.example.org/webhook"],
         ["webhook", "info", "--json"],
     ]
     results = {" ".join(c[:3]): main(c) for c in commands}
+    shutil.rmtree(dashboard_folder)
 
     # doctor finds problems in this half-built world (a DLQ with a message), and says so with 1.
     failed = {command: rc for command, rc in results.items() if rc != (1 if command == "ops doctor" else 0)}

@@ -1,6 +1,6 @@
 """moto with IAM enforced the way AWS enforces it, for running each function under exactly its role.
 
-moto checks IAM when asked (`enable_iam_authentication`), but differs from AWS in three ways that would make
+moto checks IAM when asked (`enable_iam_authentication`), but differs from AWS in four ways that would make
 a test kinder or harsher than AWS, so they are corrected here while enforcement is on:
 - SQS's batch calls are authorised by the single call's action (AWS's Service Authorization Reference lists
   no sqs:SendMessageBatch, sqs:DeleteMessageBatch or sqs:ChangeMessageVisibilityBatch action); moto asks
@@ -10,6 +10,8 @@ a test kinder or harsher than AWS, so they are corrected here while enforcement 
   schedule's, a function's, an event source mapping's, a stack's or a queue's ARN (as ours are) never
   matches; here the call's resource ARN is determined as AWS does. moto also names Lambda's Invoke action
   `lambda:Invoke`, where IAM's is `lambda:InvokeFunction`.
+- CloudWatch's calls are checked by moto as `monitoring:<Action>` (its endpoint's name); IAM, and so every
+  policy, names them `cloudwatch:<Action>`.
 - moto recomputes each request's signature and, for some REST calls (EventBridge Scheduler's ListSchedules
   with a query string), computes it differently from botocore and answers SignatureDoesNotMatch; the
   identity is still established by the access key (and a role session's token), which is what the
@@ -35,6 +37,8 @@ BATCH_ACTIONS = {
 }
 # moto's action name (the API operation's) → IAM's, where they differ.
 IAM_ACTIONS = {**BATCH_ACTIONS, "lambda:Invoke": "lambda:InvokeFunction"}
+# moto names the action after the service's endpoint; IAM's prefix differs for CloudWatch (monitoring.*).
+SERVICE_PREFIXES = {"monitoring": "cloudwatch"}
 ADMIN_USER = "expensebot-harness"
 
 
@@ -180,6 +184,8 @@ def iam_enforced() -> Iterator[AccessLog]:
     def init(self: Any, *args: Any, **kwargs: Any) -> None:
         original_init(self, *args, **kwargs)
         self._action = IAM_ACTIONS.get(self._action, self._action)
+        service, _, operation = self._action.partition(":")
+        self._action = f"{SERVICE_PREFIXES.get(service, service)}:{operation}"
 
     def check(self: Any, resource: str) -> None:
         try:

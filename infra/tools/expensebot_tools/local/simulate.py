@@ -8,7 +8,11 @@ worker queues are drained through their handlers, as the event source mapping do
 follow the virtual clock, so a delay, a visibility timeout or a redelivery after N seconds happens after N
 virtual seconds; the queues are drained again at each such moment. A job that raises is retried twice, as
 Lambda's async invocation does, then its event goes to JobFailureQueue. Every Bot API call is one line of
---outbox. Times without an offset are in the app's zone (APP_TIMEZONE, else the template's TimeZone)."""
+--outbox. Times without an offset are in the app's zone (APP_TIMEZONE, else the template's TimeZone).
+
+--faults plays failures into the run at their times (Telegram answering 5xx or 429, a user blocking the bot,
+a queue out of reach, a message no worker can read), and --metrics keeps every CloudWatch metric line (EMF) the
+functions printed, stamped with the virtual time: `ops dashboard --from-emf FILE` draws them."""
 
 from __future__ import annotations
 
@@ -32,6 +36,7 @@ from rich.console import Console
 from rich.table import Table
 
 from expensebot_tools.console import EXIT_OK, EXIT_PROBLEM, CliError
+from expensebot_tools.local.metrics import captured_metrics
 from expensebot_tools.local.stack import (
     LOCAL_BOT_TOKEN,
     EmbeddedPostgres,
@@ -47,8 +52,19 @@ JOB_RETRIES = 2  # EventInvokeConfig.MaximumRetryAttempts of every scheduled fun
 JOB_FAILURE_QUEUE = "JobFailureQueue"
 LOCAL_ACCOUNT = "123456789012"  # moto's default account
 LOCAL_FUNCTION_PREFIX = "expensebot-local-"  # `local up` names each function expensebot-local-<LogicalId>
-# Within one instant, updates come before the schedules that fire then, and drains after both.
-UPDATE, SCHEDULE = 0, 1
+# Within one instant, faults start first, then updates come before the schedules that fire then, and drains
+# after them all.
+FAULT, UPDATE, SCHEDULE = -1, 0, 1
+# One key per line of --faults besides "at", and what its value is.
+FAULT_KINDS = {
+    "telegram_errors": "the fraction (0..1) of Bot API calls answered 500/502 from then on; 0 ends the outage",
+    "too_many_requests": "how many sendMessage calls from then on answer 429 (with \"retry_after\", default 30 s)",
+    "block_chat": "a chat id: it answers 403 (the user blocked the bot) from then on",
+    "unblock_chat": "a chat id blocked before: it takes messages again",
+    "queue_unavailable": "a queue's logical id: SQS answers QueueDoesNotExist for it until queue_available",
+    "queue_available": "a queue's logical id made unavailable before: back, with its messages",
+    "poison_message": "a queue's logical id: a message no worker can read is sent to it (its DLQ gets it)",
+}
 
 
 class SimulationInputError(ValueError):
@@ -62,6 +78,7 @@ class Happening:
     order: int
     update: dict[str, Any] | None = None
     function_id: str = ""
+    fault: dict[str, Any] | None = None
 
     def key(self) -> tuple[datetime, int, int]:
         return (self.at, self.kind, self.order)
@@ -135,6 +152,43 @@ def read_updates(path: Path, start: datetime, end: datetime, zone: ZoneInfo) -> 
     return found
 
 
+def read_faults(path: Path, start: datetime, end: datetime, zone: ZoneInfo,
+                queue_ids: set[str] | None = None) -> list[Happening]:
+    """The --faults file: one JSON object per line with "at" (ISO time) and one of FAULT_KINDS."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SimulationInputError(f"--faults {path}: cannot read: {exc}") from None
+    found = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"--faults {path}, line {number}"
+        try:
+            fault = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise SimulationInputError(f"{where}: not JSON: {exc.msg}") from None
+        if not isinstance(fault, dict) or not isinstance(fault.get("at"), str):
+            raise SimulationInputError(f"{where}: expected an object with \"at\" (an ISO time)")
+        kinds = [key for key in fault if key in FAULT_KINDS]
+        unknown = sorted(set(fault) - set(FAULT_KINDS) - {"at", "retry_after"})
+        if len(kinds) != 1 or unknown:
+            raise SimulationInputError(f"{where}: expected exactly one of {', '.join(FAULT_KINDS)}"
+                                       + (f"; unknown key(s) {', '.join(unknown)}" if unknown else ""))
+        kind, value = kinds[0], fault[kinds[0]]
+        if kind.startswith("queue_") or kind == "poison_message":
+            if not isinstance(value, str) or (queue_ids is not None and value not in queue_ids):
+                raise SimulationInputError(f"{where}: {kind} {value!r} is not a queue of template.yaml")
+        elif not isinstance(value, int | float) or isinstance(value, bool) or (
+                kind == "telegram_errors" and not 0 <= value <= 1):
+            raise SimulationInputError(f"{where}: {kind}: {FAULT_KINDS[kind]}")
+        at = parse_time(fault["at"], zone, where + ": at")
+        if not start <= at < end:
+            raise SimulationInputError(f"{where}: at {at.isoformat()} is outside the window")
+        found.append(Happening(at=at, kind=FAULT, order=len(found), fault=fault))
+    return found
+
+
 def demo_updates(start: datetime, end: datetime, zone: ZoneInfo) -> tuple[list[Happening], list[Any]]:
     """The demo's users and what they type: demo.py's morning on the first day, then a few expenses a week."""
     from expensebot_tools.local.demo_world import SCRIPT, USERS
@@ -201,19 +255,22 @@ class Simulation:
         self.worker_queues = [s.queue_id for s in system.template.subscriptions()]
         self._moto_queues = {q: _moto_queue(system.queues.urls[q]) for q in self.worker_queues}
         self._schedule_inputs = {s.function_id: s.input for s in system.template.schedules()}
+        self._unavailable: dict[str, Any] = {}  # queue id → moto's queue, taken out of its backend
 
     def next_due(self) -> datetime | None:
         """The earliest virtual time a message now held back (delayed or in flight) becomes receivable."""
         now_ms = self.system.clock.now().timestamp() * 1000
         due = [
             max(m.visible_at, m.delayed_until)
-            for queue in self._moto_queues.values()
+            for queue_id, queue in self._moto_queues.items() if queue_id not in self._unavailable
             for m in list(queue._messages)
             if max(m.visible_at, m.delayed_until) >= now_ms
         ]
         return datetime.fromtimestamp(min(due) / 1000 + 0.001, UTC) if due else None
 
     def _receivable(self, queue_id: str) -> bool:
+        if queue_id in self._unavailable:
+            return False
         now_ms = self.system.clock.now().timestamp() * 1000
         messages = list(self._moto_queues[queue_id]._messages)
         return any(now_ms > m.visible_at and now_ms >= m.delayed_until for m in messages)
@@ -253,7 +310,38 @@ class Simulation:
     def _fail(self, text: str) -> None:
         self.report.failures.append(f"{self.system.clock.now().isoformat(timespec='seconds')} {text}")
 
+    def inject(self, fault: dict[str, Any]) -> None:
+        """Starts or ends one failure of --faults (FAULT_KINDS)."""
+        from moto.sqs.models import sqs_backends
+
+        telegram = self.system.telegram
+        if "telegram_errors" in fault:
+            telegram.set_failures(fail_fraction=float(fault["telegram_errors"]))
+        elif "too_many_requests" in fault:
+            telegram.set_failures(too_many_requests=int(fault["too_many_requests"]),
+                                  retry_after=int(fault.get("retry_after", 30)))
+        elif "block_chat" in fault:
+            telegram.block(int(fault["block_chat"]))
+        elif "unblock_chat" in fault:
+            telegram.unblock(int(fault["unblock_chat"]))
+        elif "poison_message" in fault:
+            self.system.sqs.send_message(QueueUrl=self.system.queues.urls[fault["poison_message"]],
+                                         MessageBody='{"not": "a task message"}')
+        else:
+            # Moto answers QueueDoesNotExist for a queue missing from its backend; putting the same object back
+            # restores it with its messages, as a queue whose endpoint was out of reach.
+            queue_id = fault.get("queue_unavailable") or fault["queue_available"]
+            account, name = self.system.queues.urls[queue_id].rstrip("/").split("/")[-2:]
+            backend = sqs_backends[account][os.environ.get("AWS_DEFAULT_REGION", "us-east-1")]
+            if "queue_unavailable" in fault and queue_id not in self._unavailable:
+                self._unavailable[queue_id] = backend.queues.pop(name)
+            elif "queue_available" in fault and queue_id in self._unavailable:
+                backend.queues[name] = self._unavailable.pop(queue_id)
+
     def deliver(self, happening: Happening) -> None:
+        if happening.fault is not None:
+            self.inject(happening.fault)
+            return
         if happening.update is not None:
             self.report.updates += 1
             try:
@@ -346,7 +434,8 @@ def plan_schedules(template: Template, zone_name: str, start: datetime, end: dat
 
 def simulate(*, start: datetime, end: datetime, zone_name: str, updates: list[Happening], demo: bool = False,
              outbox: Path | None = None, state: Path | None = None, database_url: str | None = None,
-             console: Console | None = None) -> SimulationReport:
+             console: Console | None = None, faults: list[Happening] | None = None,
+             metrics: Path | None = None) -> SimulationReport:
     """Runs the window; returns what happened. Raises SimulationInputError before running for bad input."""
     from moto import mock_aws
 
@@ -357,7 +446,7 @@ def simulate(*, start: datetime, end: datetime, zone_name: str, updates: list[Ha
     started = time.monotonic()
     template = Template()
     zone = ZoneInfo(zone_name)
-    happenings = list(updates)
+    happenings = [*updates, *(faults or [])]
     demo_users: list[Any] = []
     if demo:
         extra, demo_users = demo_updates(start, end, zone)
@@ -370,9 +459,14 @@ def simulate(*, start: datetime, end: datetime, zone_name: str, updates: list[Ha
     if outbox is not None:
         outbox.parent.mkdir(parents=True, exist_ok=True)
         outbox.write_text("", encoding="utf-8")
+    if metrics is not None:
+        metrics.parent.mkdir(parents=True, exist_ok=True)
+        metrics.write_text("", encoding="utf-8")
     postgres = EmbeddedPostgres(state / "postgres" if state is not None else None)
     url = database_url or postgres.start()
     fake_aws = {"AWS_ACCESS_KEY_ID": "simulate", "AWS_SECRET_ACCESS_KEY": "simulate", "AWS_DEFAULT_REGION": "us-east-1"}
+    if metrics is not None:
+        fake_aws["POWERTOOLS_METRICS_DISABLED"] = "false"  # Powertools prints only when enabled; the run keeps them
     try:
         with (environment(fake_aws), mock_aws(), sqs_follows(clock.now),
               TelegramStandIn(tokens=[LOCAL_BOT_TOKEN], clock=lambda: clock.now().astimezone(zone),
@@ -383,8 +477,9 @@ def simulate(*, start: datetime, end: datetime, zone_name: str, updates: list[Ha
             with running_system(template=template, database_url=url, telegram=telegram, clock=clock,
                                 parameters={**parameters_from_environment(template), "TimeZone": zone_name}) as system:
                 run = Simulation(system, report)
-                _play(run, happenings, console)
-                run.advance_to(end)
+                with captured_metrics(metrics, clock=clock.now) if metrics is not None else nullcontext():
+                    _play(run, happenings, console)
+                    run.advance_to(end)
                 _collect(system, report, start, end)
                 report.bot_calls = len(telegram.calls)
     finally:
@@ -491,15 +586,17 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         if end <= start:
             raise SimulationInputError(f"--end {args.end} is not after --start {args.start}")
         updates = read_updates(Path(args.updates), start, end, zone) if args.updates else []
+        faults = read_faults(Path(args.faults), start, end, zone, set(template.queues)) if args.faults else []
         state = Path(args.state) if args.state else None
         if state is not None and state.exists() and not state.is_dir():
             raise SimulationInputError(f"--state {state}: not a directory")
     except SimulationInputError as exc:
         raise CliError(str(exc)) from None
     # As in Lambda, Powertools reads its settings when the library is first imported: set them first.
+    # With --metrics, Powertools prints each flush (EMF) and the run takes those lines out of stdout.
     quiet = {"POWERTOOLS_SERVICE_NAME": "expensebot", "POWERTOOLS_METRICS_NAMESPACE": "ExpenseBot",
-             "POWERTOOLS_METRICS_DISABLED": "true", "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL",
-                                                                                          "WARNING")}
+             "POWERTOOLS_METRICS_DISABLED": "false" if args.metrics else "true",
+             "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING")}
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
     with environment(quiet):
@@ -508,7 +605,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         logger.setLevel(quiet["POWERTOOLS_LOG_LEVEL"])
         report = simulate(start=start, end=end, zone_name=zone_name, updates=updates, demo=args.demo,
                           outbox=Path(args.outbox) if args.outbox else None, state=state,
-                          database_url=args.database_url)
+                          database_url=args.database_url, faults=faults,
+                          metrics=Path(args.metrics) if args.metrics else None)
     console = Console()
     if not console.is_terminal:
         console = Console(width=120)
@@ -525,6 +623,14 @@ def add_parser(commands: Any) -> None:
     simulate_parser.add_argument("--end", required=True, help="exclusive, e.g. 2026-04-01T00:00")
     simulate_parser.add_argument("--updates", metavar="FILE", help="Telegram Update objects, one JSON object per line")
     simulate_parser.add_argument("--outbox", metavar="FILE", help="write every Bot API call, one JSON object per line")
+    simulate_parser.add_argument(
+        "--faults", metavar="FILE",
+        help="failures to play in, one JSON object per line: {\"at\": TIME, KIND: VALUE} with KIND one of "
+             + "; ".join(f"{kind} ({meaning})" for kind, meaning in FAULT_KINDS.items()))
+    simulate_parser.add_argument(
+        "--metrics", metavar="FILE",
+        help="write every CloudWatch metric line (EMF JSON) the functions printed, at its virtual time, one per "
+             "line: `expensebot ops dashboard --from-emf FILE` draws them")
     simulate_parser.add_argument("--state", metavar="DIR", help="keep the embedded database in DIR between runs")
     simulate_parser.add_argument("--demo", action="store_true", help="load demo users and expenses first")
     simulate_parser.add_argument("--database-url", help="a PostgreSQL database to use instead of the embedded one")

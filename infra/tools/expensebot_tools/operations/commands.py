@@ -161,6 +161,7 @@ def add_parser(commands: Any) -> None:
     status.add_argument("--json", action="store_true", help="queues, runs, missed slots and bookkeeping as JSON")
     status.set_defaults(func=cmd_status)
 
+    from expensebot_tools.operations.dashboard import add_parser as add_dashboard_parser
     from expensebot_tools.operations.dlq import add_parser as add_dlq_parser
     from expensebot_tools.operations.doctor import add_parser as add_doctor_parser
     from expensebot_tools.operations.history import add_parser as add_history_parser
@@ -176,3 +177,4 @@ def add_parser(commands: Any) -> None:
     add_schedules_parser(sub)
     add_logs_parser(sub)
     add_doctor_parser(sub)
+    add_dashboard_parser(sub)

@@ -81,6 +81,8 @@ class BotApi:
         self._webhook: dict[str, Any] = {}
         self._webhook_error: tuple[int, str] | None = None
         self._commands: dict[str, list[dict[str, Any]]] = {}
+        # (how many more sendMessage calls answer 429, with which retry_after): an injected flood limit.
+        self._forced_429: tuple[int, int] = (0, 0)
         # Method name -> its implementation. Public so that a test can wrap one method to watch its calls.
         self.handlers: dict[str, MethodHandler] = {
             "getMe": self._get_me,
@@ -179,6 +181,10 @@ class BotApi:
         chat = self._resolve_chat(params)
         chat_id: int = chat["id"]
         self._check_not_blocked(chat_id)
+        remaining, forced_retry_after = self._forced_429
+        if remaining > 0:
+            self._forced_429 = (remaining - 1, forced_retry_after)
+            raise ApiError(429, f"Too Many Requests: retry after {forced_retry_after}", retry_after=forced_retry_after)
         if self._enforce_limits:
             wait = self._limiter.wait_seconds(chat_id, is_true(params.get("allow_paid_broadcast")), now)
             if wait > 0:

@@ -197,9 +197,14 @@ class TelegramStandIn(BotApi):
         with self._lock:
             self._blocked.pop(chat_id, None)
 
-    def set_failures(self, *, fail_fraction: float | None = None, timeout_fraction: float | None = None) -> None:
-        """Changes the injected failure rates while running (an outage starts or ends)."""
+    def set_failures(self, *, fail_fraction: float | None = None, timeout_fraction: float | None = None,
+                     too_many_requests: int | None = None, retry_after: int = 30) -> None:
+        """Changes the injected failure rates while running (an outage starts or ends); `too_many_requests`
+        makes the next that many sendMessage calls answer 429 with `retry_after`, as Telegram's flood control
+        does to a bot it finds too fast, whatever the stand-in's own limits."""
         with self._lock:
+            if too_many_requests is not None:
+                self._forced_429 = (max(0, too_many_requests), max(1, retry_after))
             if fail_fraction is not None:
                 self._fail_fraction = fail_fraction
             if timeout_fraction is not None:
