@@ -11,7 +11,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -450,7 +450,16 @@ def ops_on_every_dlq_and_consumer(world: IamWorld, monkeypatch: pytest.MonkeyPat
     from expensebot_tools.project.aws_records import async_failure_record
 
     system = world.system
-    resources = {**system.queues.urls, **{fid: fid for fid in system.template.functions}, **world.mappings}
+    # The worker's log group, named as the template names it, with one line of its log (ops logs).
+    stack = local_resolver(system, world.database_secret_arn, world.mappings).pseudo["AWS::StackName"]
+    log_group = f"/aws/lambda/{stack}/NotificationsWorkerFunction"
+    logs = world.harness.client("logs", region_name=REGION)
+    logs.create_log_group(logGroupName=log_group)
+    logs.create_log_stream(logGroupName=log_group, logStreamName="s")
+    logs.put_log_events(logGroupName=log_group, logStreamName="s", logEvents=[
+        {"timestamp": int(datetime.now(UTC).timestamp() * 1000), "message": '{"level": "INFO", "message": "sent"}'}])
+    resources = {**system.queues.urls, **{fid: fid for fid in system.template.functions}, **world.mappings,
+                 "NotificationsWorkerLogGroup": log_group}
     (tmp_path / "resources.json").write_text(json.dumps(resources))
     monkeypatch.setenv("EXPENSEBOT_RESOURCES_FILE", str(tmp_path / "resources.json"))
     # A job's failure record as Lambda sends it, and a task message parked by its worker.
@@ -474,6 +483,7 @@ def ops_on_every_dlq_and_consumer(world: IamWorld, monkeypatch: pytest.MonkeyPat
         ["ops", "dlq", "show", "JobFailureQueue", "--json"],
         ["ops", "dlq", "retry", "JobFailureQueue", failure],
         ["ops", "dlq", "retry", "default", parked],
+        ["ops", "logs", "NotificationsWorkerFunction", "--since", "1h"],
     ]
     results = {" ".join(c[:4]): main(c) for c in commands}
     assert {command: rc for command, rc in results.items() if rc != 0} == {}

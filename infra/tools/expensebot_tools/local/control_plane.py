@@ -34,6 +34,7 @@ FUNCTION_PREFIX = "expensebot-local-"
 ACCOUNT_ID = "123456789012"  # moto's default account
 REGION = "us-east-1"
 HANDOVER_DIR = PROJECT_ROOT / ".expensebot"
+METRICS_FILE = "metrics.jsonl"  # the functions' EMF lines while `local up` runs (ops dashboard --from-emf)
 ENV_FILE = "local.env"
 RESOURCES_FILE = "resources.json"
 RESOURCES_FILE_VARIABLE = "EXPENSEBOT_RESOURCES_FILE"  # operations/deployment.py reads it

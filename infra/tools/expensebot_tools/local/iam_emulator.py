@@ -5,9 +5,10 @@ a test kinder or harsher than AWS, so they are corrected here while enforcement 
 - SQS's batch calls are authorised by the single call's action (AWS's Service Authorization Reference lists
   no sqs:SendMessageBatch, sqs:DeleteMessageBatch or sqs:ChangeMessageVisibilityBatch action); moto asks
   for the batch names, so a role holding sqs:SendMessage would be refused what AWS allows.
-- Secrets Manager, EventBridge Scheduler, Lambda and CloudFormation calls, and SQS's GetQueueUrl and
-  StartMessageMoveTask, are checked by moto against the resource "*", so a statement scoped to a secret's, a
-  schedule's, a function's, an event source mapping's, a stack's or a queue's ARN (as ours are) never
+- Secrets Manager, EventBridge Scheduler, Lambda, CloudFormation and CloudWatch Logs calls, and SQS's
+  GetQueueUrl and StartMessageMoveTask, are checked by moto against the resource "*", so a statement scoped
+  to a secret's, a schedule's, a function's, an event source mapping's, a stack's, a log group's or a queue's
+  ARN (as ours are) never
   matches; here the call's resource ARN is determined as AWS does. moto also names Lambda's Invoke action
   `lambda:Invoke`, where IAM's is `lambda:InvokeFunction`.
 - CloudWatch's calls are checked by moto as `monitoring:<Action>` (its endpoint's name); IAM, and so every
@@ -125,6 +126,15 @@ def _lambda_resource(self: Any) -> str:
     return "*"
 
 
+def _log_group_resource(self: Any) -> str:
+    """A call naming a log group → the log group's ARN (IAM's resource type for FilterLogEvents and the
+    other log-group calls); the calls without one stay "*"."""
+    name = self._get_param("logGroupName")
+    if not name:
+        return "*"
+    return f"arn:aws:logs:{self.region}:{self.current_account}:log-group:{name}:*"
+
+
 def _stack_resource(self: Any) -> str:
     name = self._get_param("StackName")
     if not name:
@@ -173,6 +183,7 @@ def iam_enforced() -> Iterator[AccessLog]:
     from moto.cloudformation.responses import CloudFormationResponse
     from moto.core import enable_iam_authentication
     from moto.iam.access_control import IAMRequestBase
+    from moto.logs.responses import LogsResponse
     from moto.scheduler.responses import EventBridgeSchedulerResponse
     from moto.secretsmanager.responses import SecretsManagerResponse
     from moto.sqs.responses import SQSResponse
@@ -203,6 +214,7 @@ def iam_enforced() -> Iterator[AccessLog]:
         _patched(EventBridgeSchedulerResponse, "_determine_resource", _schedule_resource),
         _patched(LambdaResponse, "_determine_resource", _lambda_resource),
         _patched(CloudFormationResponse, "_determine_resource", _stack_resource),
+        _patched(LogsResponse, "_determine_resource", _log_group_resource),
         _patched(SQSResponse, "_determine_resource", _queue_resource(SQSResponse._determine_resource)),
         enable_iam_authentication(),
     ):

@@ -47,12 +47,14 @@ from zoneinfo import ZoneInfo
 
 from expensebot_tools.local.control_plane import (
     HANDOVER_DIR,
+    METRICS_FILE,
     ControlPlane,
     FunctionLogs,
     create_control_plane,
     handed_over,
     handover_variables,
 )
+from expensebot_tools.local.metrics import captured_metrics
 from expensebot_tools.local.stack import (
     LOCAL_BOT_TOKEN,
     LOCAL_WEBHOOK_SECRET,
@@ -497,7 +499,9 @@ def _local_up(args: argparse.Namespace) -> int:
     handover_dir = Path(args.env_dir).resolve() if args.env_dir else HANDOVER_DIR
     terminal_level = "INFO" if args.verbose else os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING")
     quiet = {"POWERTOOLS_SERVICE_NAME": "expensebot", "POWERTOOLS_METRICS_NAMESPACE": "ExpenseBot",
-             "POWERTOOLS_METRICS_DISABLED": "true", "POWERTOOLS_LOG_LEVEL": terminal_level}
+             # The functions print their metrics (EMF), which go to the metrics file, as Lambda's agent sends
+             # them to CloudWatch: `ops dashboard --from-emf` draws them.
+             "POWERTOOLS_METRICS_DISABLED": "false", "POWERTOOLS_LOG_LEVEL": terminal_level}
     fake_aws = {"AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "local"),
                 "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
                 "AWS_DEFAULT_REGION": "us-east-1"}
@@ -509,6 +513,8 @@ def _local_up(args: argparse.Namespace) -> int:
 
     with ExitStack() as stack:
         stack.enter_context(environment({**quiet, **fake_aws}))
+        # Kept after the stack stops (unlike local.env): the metrics are the run's record.
+        stack.enter_context(captured_metrics(handover_dir / METRICS_FILE))
         endpoint = stack.enter_context(moto_server(args.aws_port))
         stack.enter_context(environment({"AWS_ENDPOINT_URL": endpoint}))
         import boto3
