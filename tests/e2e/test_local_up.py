@@ -267,8 +267,10 @@ def test_ops_doctor_queues_and_status_work_against_a_fresh_local_up(handed_over)
     queues = handed_over.ops("queues", "--json")
     assert queues.returncode == 0, queues.stderr
     rows = json.loads(queues.stdout)
-    assert [(r["url"], r.get("problem")) for r in rows] == [
-        (handed_over.env[f"QUEUE_URL_{r['queue'].upper()}"], None) for r in rows]
+    # Every queue of the stack (the five, their DLQs, the jobs' two), each at the URL local up created.
+    assert len(rows) == 12
+    assert [(r["url"], r.get("problem")) for r in rows] == [(handed_over.resources[r["logical_id"]], None)
+                                                           for r in rows]
     status = handed_over.ops("status")
     assert status.returncode == 0, status.stderr
 

@@ -25,8 +25,9 @@ def test_lambdas_on_failure_record_has_the_documented_fields_and_reads_back():
     assert record == {
         "version": "1.0",
         "timestamp": "2026-03-10T06:33:01.250Z",
-        "requestContext": {"requestId": "req-1", "functionArn": FUNCTION_ARN, "condition": "RetriesExhausted",
-                           "approximateInvokeCount": 3},
+        # Lambda names the version that ran.
+        "requestContext": {"requestId": "req-1", "functionArn": f"{FUNCTION_ARN}:$LATEST",
+                           "condition": "RetriesExhausted", "approximateInvokeCount": 3},
         "requestPayload": EVENT,
         "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
         "responsePayload": {"errorMessage": "database gone", "errorType": "RuntimeError", "stackTrace": []},

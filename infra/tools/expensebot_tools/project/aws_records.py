@@ -95,6 +95,11 @@ class AsyncFailureRecord(_Record):
         return json.dumps(data, ensure_ascii=False)
 
 
+def _qualified(function_arn: str) -> str:
+    """Lambda names the version that ran in the record's functionArn (`…:function:name:$LATEST`)."""
+    return function_arn if function_arn.count(":") >= 7 else f"{function_arn}:$LATEST"
+
+
 def async_failure_record(function_arn: str, request_id: str, payload: Any, error_type: str, error_message: str,
                          attempts: int, *, condition: FailureCondition = "RetriesExhausted",
                          stack_trace: list[str] | None = None, timestamp: datetime | None = None) -> str:
@@ -102,7 +107,8 @@ def async_failure_record(function_arn: str, request_id: str, payload: Any, error
     `function_arn` with the event `payload` all raised `error_type: error_message`."""
     record = AsyncFailureRecord(
         timestamp=timestamp or datetime.now(UTC),
-        request_context=RequestContext(request_id=request_id or str(uuid.uuid4()), function_arn=function_arn,
+        request_context=RequestContext(request_id=request_id or str(uuid.uuid4()),
+                                       function_arn=_qualified(function_arn),
                                        condition=condition, approximate_invoke_count=attempts),
         request_payload=payload,
         response_context=ResponseContext(status_code=200, executed_version="$LATEST", function_error="Unhandled"),
