@@ -144,10 +144,11 @@ def readable_library_logs() -> Iterator[None]:
         yield
         return
     stream, formatter = handler.stream, handler.formatter
-    handler.setStream(sys.stderr)
+    # Assigned, not setStream(): that flushes the old stream, which a test's captured stdout may have closed.
+    handler.stream = sys.stderr
     handler.setFormatter(ReadableLogFormatter(logger.registered_formatter))
     try:
         yield
     finally:
-        handler.setStream(stream)
+        handler.stream = stream
         handler.setFormatter(formatter)
