@@ -19,14 +19,15 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     if not url:
         print("expensebot migrate: no database: pass --database-url or set DATABASE_URL", file=sys.stderr)
         return 2
-    timezone = load_settings().app_timezone
+    settings = load_settings()
+    timezone = settings.app_timezone
     if args.check:
         database = Database(lambda: url, timezone=timezone)
         waiting = pending(database, MIGRATIONS_DIR)
         database.close()
         print("schema is current" if not waiting else f"pending: {', '.join(waiting)}")
         return EXIT_PROBLEM if waiting else 0
-    applied = migrate_database(url, timezone=timezone)
+    applied = migrate_database(url, timezone=timezone, default_currency=settings.default_currency)
     print(f"applied: {', '.join(applied)}" if applied else "schema is current; nothing to apply")
     return 0
 

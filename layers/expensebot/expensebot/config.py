@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -144,6 +145,16 @@ class Settings(BaseSettings):
     sqs_endpoint_url: str | None = Field(None, validation_alias="SQS_ENDPOINT_URL")
 
     currency_symbol: str = Field("₽", validation_alias="CURRENCY_SYMBOL")
+    # A new user's currency, and the currency of amounts stored before amounts had one (migration 0009).
+    default_currency: str = Field("RUB", validation_alias="DEFAULT_CURRENCY")
+
+    @field_validator("default_currency")
+    @classmethod
+    def _iso_currency(cls, value: str) -> str:
+        code = value.strip().upper()
+        if not re.fullmatch(r"[A-Z]{3}", code):
+            raise ValueError(f"{value!r} is not an ISO 4217 currency code such as RUB, USD or EUR")
+        return code
 
     @field_validator("app_timezone")
     @classmethod

@@ -20,14 +20,16 @@ LOCAL_BOT_TOKEN = "123456:LOCAL-TEST-TOKEN"
 LOCAL_WEBHOOK_SECRET = "local-webhook-secret"
 
 
-def migrate_database(database_url: str, *, timezone: str) -> list[str]:
-    """Applies infra/migrations to a database; returns the versions applied now."""
+def migrate_database(database_url: str, *, timezone: str, default_currency: str | None = None) -> list[str]:
+    """Applies infra/migrations to a database; returns the versions applied now. Amounts stored before
+    currencies existed are in `default_currency` (default: $DEFAULT_CURRENCY, else RUB)."""
     from expensebot.adapters.database import Database
     from expensebot.adapters.migrations import apply_migrations
 
     database = Database(lambda: database_url, timezone=timezone)
     try:
-        return apply_migrations(database, MIGRATIONS_DIR)
+        currency = default_currency or os.environ.get("DEFAULT_CURRENCY") or "RUB"
+        return apply_migrations(database, MIGRATIONS_DIR, default_currency=currency.upper())
     finally:
         database.close()
 

@@ -31,12 +31,14 @@ def discover(directory: Path) -> list[Migration]:
     return found
 
 
-def apply_migrations(db: Database, directory: Path) -> list[str]:
-    """Returns the versions applied by this call (empty when the schema was already current)."""
+def apply_migrations(db: Database, directory: Path, *, default_currency: str = "RUB") -> list[str]:
+    """Returns the versions applied by this call (empty when the schema was already current).
+    `default_currency` is the currency of what was stored before amounts had one (0009 reads it)."""
     migrations = discover(directory)
     applied_now: list[str] = []
     with db.transaction() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (ADVISORY_LOCK_KEY,))
+        cur.execute("SELECT set_config('expensebot.default_currency', %s, true)", (default_currency,))
         cur.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations ("
             " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
