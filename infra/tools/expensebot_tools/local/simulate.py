@@ -17,7 +17,6 @@ functions printed, stamped with the virtual time: `ops dashboard --from-emf FILE
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 import traceback
@@ -45,6 +44,7 @@ from expensebot_tools.local.stack import (
     migrate_database,
     running_system,
 )
+from expensebot_tools.project.json_lines import json_lines
 from expensebot_tools.project.schedules import fire_times
 from expensebot_tools.project.template import Resolver, Template
 
@@ -122,28 +122,25 @@ def _update_date(update: dict[str, Any]) -> int | None:
     return None
 
 
+def _lines(path: Path, label: str) -> Iterator[tuple[str, Any]]:
+    try:
+        yield from json_lines(path, label)
+    except ValueError as exc:
+        raise SimulationInputError(str(exc)) from None
+
+
 def read_updates(path: Path, start: datetime, end: datetime, zone: ZoneInfo) -> list[Happening]:
     """The updates file as happenings; an update without a date goes with the one before it."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SimulationInputError(f"--updates {path}: cannot read: {exc}") from None
     found: list[Happening] = []
     previous = start
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            update = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise SimulationInputError(f"--updates {path}, line {number}: not JSON: {exc.msg}") from None
+    for where, update in _lines(path, f"--updates {path}"):
         if not isinstance(update, dict) or not isinstance(update.get("update_id"), int):
-            raise SimulationInputError(f"--updates {path}, line {number}: not a Telegram Update (no update_id)")
+            raise SimulationInputError(f"{where}: not a Telegram Update (no update_id)")
         stamp = _update_date(update)
         at = previous if stamp is None else datetime.fromtimestamp(stamp, UTC).astimezone(zone)
         if not start <= at < end:
             raise SimulationInputError(
-                f"--updates {path}, line {number}: dated {at.isoformat()}, outside the window "
+                f"{where}: dated {at.isoformat()}, outside the window "
                 f"{start.isoformat()} .. {end.isoformat()}"
             )
         at = max(at, previous)  # file order wins over an earlier date
@@ -155,19 +152,8 @@ def read_updates(path: Path, start: datetime, end: datetime, zone: ZoneInfo) -> 
 def read_faults(path: Path, start: datetime, end: datetime, zone: ZoneInfo,
                 queue_ids: set[str] | None = None) -> list[Happening]:
     """The --faults file: one JSON object per line with "at" (ISO time) and one of FAULT_KINDS."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SimulationInputError(f"--faults {path}: cannot read: {exc}") from None
     found = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        where = f"--faults {path}, line {number}"
-        try:
-            fault = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise SimulationInputError(f"{where}: not JSON: {exc.msg}") from None
+    for where, fault in _lines(path, f"--faults {path}"):
         if not isinstance(fault, dict) or not isinstance(fault.get("at"), str):
             raise SimulationInputError(f"{where}: expected an object with \"at\" (an ISO time)")
         kinds = [key for key in fault if key in FAULT_KINDS]

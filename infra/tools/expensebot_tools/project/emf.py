@@ -11,13 +11,14 @@ The statistics CloudWatch computes per period are computed the same way over the
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from expensebot_tools.project.json_lines import json_lines
 
 Dimensions = tuple[tuple[str, str], ...]
 
@@ -79,19 +80,12 @@ def parse_emf(record: dict[str, Any]) -> list[EmfPoint]:
 def read_emf_file(path: Path) -> list[EmfPoint]:
     """Every EMF point of a JSON-lines file; other JSON lines (log lines) are skipped, broken ones named."""
     points: list[EmfPoint] = []
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
+    for where, record in json_lines(path, str(path)):
+        if is_emf(record):
             try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}, line {number}: not JSON: {exc.msg}") from None
-            if is_emf(record):
-                try:
-                    points.extend(parse_emf(record))
-                except (ValueError, KeyError, TypeError) as exc:
-                    raise ValueError(f"{path}, line {number}: {exc}") from None
+                points.extend(parse_emf(record))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ValueError(f"{where}: {exc}") from None
     return points
 
 
