@@ -12,7 +12,7 @@ import pytest
 
 import expensebot
 from expensebot.money import format_money
-from expensebot.texts import category_name, language_for, month_name, t
+from expensebot.texts import category_name, format_totals, language_for, month_name, t
 
 LOCALES_DIR = Path(expensebot.__file__).parent / "locales"
 NBSP = "\u00a0"
@@ -122,3 +122,10 @@ def test_an_unknown_language_falls_back_to_russian() -> None:
 
 def test_an_unknown_category_is_named_by_its_key() -> None:
     assert category_name("ru", "pets") == "pets"
+
+
+def test_totals_in_several_currencies_are_listed_never_added() -> None:
+    totals = [("RUB", Decimal("1500")), ("EUR", Decimal("12.5")), ("USD", Decimal("25"))]
+    assert format_totals(totals, "ru") == f"1{NBSP}500,00{NBSP}₽, 12,50{NBSP}€ и 25,00{NBSP}$"
+    assert format_totals(totals[:2], "en") == "1,500.00 ₽ and 12.50 €"
+    assert format_totals(totals[:1], "en") == "1,500.00 ₽"
