@@ -28,7 +28,7 @@ MOSCOW = ZoneInfo("Europe/Moscow")
 
 APPLICATION_TABLES = (
     "processed_updates", "job_runs", "notifications", "monthly_reports", "budget_alerts", "budgets",
-    "expenses", "recurring_payments", "users", "telegram_pacing", "chat_pacing",
+    "expenses", "incomes", "recurring_payments", "users", "telegram_pacing", "chat_pacing",
 )
 
 

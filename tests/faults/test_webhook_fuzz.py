@@ -4,7 +4,8 @@ the local stack (PostgreSQL, moto, the Telegram stand-in). Whatever comes in:
 - no answer is 5xx: nothing here is a transient failure, and Telegram would hold the chat behind a 5xx for a
   day (an exception escaping the handler counts as API Gateway's 500);
 - an input answered 4xx stores no row in any table; an update answered 200 is handled, ignored or a
-  duplicate, never `failed` (a bug), and an expense it stores is exactly what `parse_expense` reads;
+  duplicate, never `failed` (a bug), and the expenses and incomes it stores are exactly what `parse_message`
+  reads;
 - no answer and no reply shows internals (a traceback, SQL, a driver's or an exception's name), unless the
   input itself carried that text (a description is echoed back).
 
@@ -27,7 +28,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from expensebot.parsing import InvalidInput, parse_expense
+from expensebot.parsing import InvalidInput, parse_message
 from expensebot_tools.local.events import api_gateway_event
 from expensebot_tools.local.updates import FakeUser, UpdateFactory
 from tests.conftest import APPLICATION_TABLES, MOSCOW, run_sql
@@ -166,9 +167,18 @@ def _rows() -> tuple[int, ...]:
     return tuple(run_sql(f"SELECT {counts}")[0])
 
 
-def _latest_expense() -> tuple[str, str]:
-    ((amount, description),) = run_sql("SELECT amount::text, description FROM expenses ORDER BY id DESC LIMIT 1")
-    return amount, description
+def _latest(table: str, count: int) -> list[tuple[str, str]]:
+    """The amounts and descriptions of the table's latest rows, oldest first."""
+    stored = run_sql(f"SELECT amount::text, description FROM {table} ORDER BY id DESC LIMIT %s", (count,))
+    return [(amount, description) for amount, description in reversed(stored)]
+
+
+def _entries(text: str) -> list[Any]:
+    """What the bot records from a text: one entry per line it can read (none when it refuses the text)."""
+    try:
+        return [line.entry for line in parse_message(text) if line.entry is not None]
+    except InvalidInput:
+        return []
 
 
 def _shows_internals(text: str, sent: str) -> list[str]:
@@ -205,22 +215,28 @@ def _post(system: Any, event: dict[str, Any], *, sent: str, text: str | None = N
             update_id = update.get("update_id")
             assert type(update_id) is int, (update_id, sent[:300])
             assert run_sql("SELECT count(*) FROM processed_updates WHERE update_id = %s", (update_id,)) == [(1,)]
-        expenses = APPLICATION_TABLES.index("expenses")
-        if after_rows[expenses] > before_rows[expenses]:
+        new_expenses, new_incomes = (
+            after_rows[APPLICATION_TABLES.index(table)] - before_rows[APPLICATION_TABLES.index(table)]
+            for table in ("expenses", "incomes")
+        )
+        if new_expenses or new_incomes:
             assert text is not None
-            parsed = parse_expense(text)
-            assert parsed is not None
-            assert _latest_expense() == (str(parsed.amount), parsed.description)
-            if isinstance(update, dict):  # at the message's time, read as the seconds Telegram sends
+            entries = _entries(text)
+            expected = {
+                table: [(str(entry.amount), entry.description) for entry in entries
+                        if entry.income == (table == "incomes")]
+                for table in ("expenses", "incomes")
+            }
+            # A command (/income) stores what its arguments read as; a plain text stores one row per line.
+            if not text.lstrip().startswith("/"):
+                assert _latest("expenses", new_expenses) == expected["expenses"], sent[:300]
+                assert _latest("incomes", new_incomes) == expected["incomes"], sent[:300]
+            if isinstance(update, dict) and new_expenses:  # at the message's time, as the seconds Telegram sends
                 ((spent_at,),) = run_sql("SELECT spent_at FROM expenses ORDER BY id DESC LIMIT 1")
                 assert spent_at == datetime.fromtimestamp(update["message"]["date"], UTC), sent[:300]
         elif text is not None and outcome == "handled":
-            # No expense stored from a text that parses as one is only right for a command.
-            try:
-                parsed_text = parse_expense(text)
-            except InvalidInput:
-                parsed_text = None
-            assert parsed_text is None or text.lstrip().startswith("/") or len(text) > 4096, text[:300]
+            # Nothing stored from a text with a line that reads as an entry is only right for a command.
+            assert not _entries(text) or text.lstrip().startswith("/") or len(text) > 4096, text[:300]
 
     for call in system.telegram.calls[before_calls:]:
         if call.method != "sendMessage":
@@ -265,7 +281,7 @@ def test_a_hostile_number_where_telegram_sends_an_integer_is_refused_or_taken_as
 
 @FUZZ
 @given(text=HOSTILE_TEXTS)
-def test_any_text_in_a_valid_update_is_answered_and_stored_only_as_parse_expense_reads_it(webhook, text):
+def test_any_text_in_a_valid_update_is_answered_and_stored_only_as_parse_message_reads_it(webhook, text):
     update = _base_update()
     update["message"]["text"] = text
     if text.startswith("/"):

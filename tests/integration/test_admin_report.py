@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import psycopg2
@@ -17,6 +18,7 @@ from tests.conftest import MOSCOW
 
 SLOT = datetime(2026, 3, 10, 10, 0, tzinfo=MOSCOW)
 ADMINS = (-1001234567890, 4242)
+NBSP = "\u00a0"
 
 
 @pytest.fixture
@@ -74,7 +76,7 @@ def test_the_statistics_count_users_yesterdays_expenses_and_runs_of_the_last_day
 
     assert (stats.users_total, stats.users_new, stats.users_active) == (3, 1, 2)
     assert stats.day.isoformat() == "2026-03-09"
-    assert (stats.expenses_count, str(stats.expenses_sum)) == (2, "100.15")
+    assert (stats.expenses_count, stats.expenses_sums) == (2, [("RUB", Decimal("100.15"))])
     runs = {r.job: (r.runs, r.failed) for r in stats.job_runs}
     assert runs["check_budget_limits"] == (2, 1)
     assert runs["process_recurring_payments"] == (1, 0)
@@ -107,6 +109,28 @@ def test_every_admin_chat_gets_one_report_with_queue_and_dlq_depths(admin_system
         assert "• cleanup_old_expenses: 0 / 0" in text
         assert "⚠️ notifications: 2 / 0 / 1" in text
         assert "• reports: " in text
+
+
+def test_yesterdays_amounts_are_shown_per_currency_never_added_together(admin_system):
+    _seed()
+    conn = psycopg2.connect(os.environ["DATABASE_URL"])
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO expenses (user_id, amount, currency, category, description, spent_at, created_at)"
+            " VALUES (1, 25, 'USD', 'cafe', 'обед', %(at)s, %(at)s), (2, 12.5, 'EUR', 'cafe', 'кофе', %(at)s, %(at)s)",
+            {"at": datetime(2026, 3, 9, 13, 0, tzinfo=MOSCOW)},
+        )
+    conn.close()
+
+    stats = gather_admin_stats(get_runtime(), SLOT)
+    admin_system.fire_schedule("SendDailyAdminReportFunction", SLOT)
+    admin_system.drain("ReportsQueue")
+
+    assert stats.expenses_count == 4
+    # The default currency (RUB) first, then the others by code.
+    assert stats.expenses_sums == [("RUB", Decimal("100.15")), ("EUR", Decimal("12.50")), ("USD", Decimal("25.00"))]
+    text = admin_system.telegram.sent_messages(ADMINS[0])[0].params["text"]
+    assert f"09.03.2026: 4 на 100,15{NBSP}₽, 12,50{NBSP}€ и 25,00{NBSP}$" in text
 
 
 def test_no_admin_chats_means_no_report_and_says_why(system):

@@ -276,7 +276,7 @@ def test_undo_of_two_expenses_written_at_the_same_moment_deletes_the_one_stored_
 
     assert "кофе" in anna.reply("/undo")
     assert "такси" in anna.reply("/undo")
-    assert anna.reply("/undo") == "Удалять нечего: расходов пока нет."
+    assert anna.reply("/undo") == "Удалять нечего: расходов и доходов пока нет."
     assert rows("SELECT count(*) FROM expenses") == [(0,)]
 
 
@@ -289,7 +289,7 @@ def test_undo_deletes_only_the_users_own_expense(anna, boris):
 
 
 def test_undo_with_no_expenses_says_there_is_nothing_to_delete(anna):
-    assert anna.reply("/undo") == "Удалять нечего: расходов пока нет."
+    assert anna.reply("/undo") == "Удалять нечего: расходов и доходов пока нет."
 
 
 # ---------------------------------------------------------------- English
@@ -312,7 +312,7 @@ def test_english_speaking_users_get_every_reply_in_english(emma):
         f"Stopped recurring payment no. {payment_id}: 1,200.00 ₽ — phone bill."
     )
     assert emma.reply("/undo") == "Deleted the expense of 2026-03-10: 450.50 ₽ — cafés and restaurants (lunch)."
-    assert emma.reply("/undo") == "Nothing to delete: there are no expenses yet."
+    assert emma.reply("/undo") == "Nothing to delete: there are no expenses or incomes yet."
     assert emma.reply("0 coffee") == 'The amount "0" does not work: it must be more than zero.'
     assert emma.reply("/recurring 32 100 rent") == (
         'The day "32" does not work: it must be a day of the month from 1 to 31.'

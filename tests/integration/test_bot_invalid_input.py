@@ -20,6 +20,9 @@ TOO_LONG = (
     "Сообщение длиннее 4096 символов — столько Telegram не пропускает. Напишите сумму и описание, например «250 кофе»."
 )
 
+RECURRING_USAGE = ("Так: /recurring 5 30000 аренда — день месяца (1–31), сумма и описание; доход — с плюсом:"
+                   " /recurring 10 +50000 зарплата.")
+
 
 def count(table: str) -> int:
     conn = psycopg2.connect(os.environ["DATABASE_URL"])
@@ -107,8 +110,8 @@ def test_an_invalid_budget_is_explained_and_not_stored(anna, text, expected):
         ("/recurring 5 100.555 аренда", "Сумма «100.555» не подходит: больше двух знаков после запятой."),
         ("/recurring 5 1000000001 аренда", f"Сумма «1000000001» не подходит: она больше {MAX_AMOUNT_RU}."),
         (f"/recurring 5 100 {LONG_DESCRIPTION}", "Описание длиннее 200 символов — сократите, пожалуйста."),
-        ("/recurring 5 100", "Так: /recurring 5 30000 аренда — день месяца (1–31), сумма и описание."),
-        ("/recurring 5 100 200", "Так: /recurring 5 30000 аренда — день месяца (1–31), сумма и описание."),
+        ("/recurring 5 100", RECURRING_USAGE),
+        ("/recurring 5 100 200", RECURRING_USAGE),
     ],
 )
 def test_an_invalid_recurring_payment_is_explained_and_not_stored(anna, text, expected):

@@ -151,8 +151,9 @@ def test_an_alert_below_100_percent_does_not_say_the_budget_is_used_up() -> None
     assert "used up" not in alert_text(make_alert(threshold=80, language_code="en"))
 
 
-def test_an_alert_uses_the_given_currency_symbol() -> None:
-    text = alert_text(make_alert(language_code="en", spent=Decimal("10"), limit=Decimal("12")), currency_symbol="€")
+def test_an_alert_is_written_in_the_budgets_currency() -> None:
+    text = alert_text(make_alert(language_code="en", spent=Decimal("10"), limit=Decimal("12")).model_copy(
+        update={"currency": "EUR"}))
 
     assert "10.00 €" in text
     assert "12.00 €" in text

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import expensebot
-from expensebot.categories import CATEGORIES, guess_category
+from expensebot.categories import CATEGORIES, INCOME_CATEGORIES, guess_category, guess_income_category
 from expensebot.texts import LANGUAGES, category_name
 
 LOCALES_DIR = Path(expensebot.__file__).parent / "locales"
@@ -82,3 +82,21 @@ def test_every_category_has_a_name_in_every_locale_file(category: str, language:
 def test_category_names_differ_between_russian_and_english() -> None:
     for category in CATEGORIES:
         assert category_name("ru", category) != category_name("en", category)
+
+
+@pytest.mark.parametrize(
+    ("description", "category"),
+    [("зарплата", "salary"), ("ЗП", "salary"), ("аванс за март", "salary"), ("фриланс", "freelance"),
+     ("гонорар за статью", "freelance"), ("подарок от бабушки", "gift"), ("проценты по вкладу", "interest"),
+     ("кэшбэк", "interest"), ("salary", "salary"), ("dividends", "interest"), ("продал велосипед", "other")],
+)
+def test_an_incomes_category_is_guessed_from_its_own_list(description: str, category: str) -> None:
+    assert guess_income_category(description) == category
+    assert category in INCOME_CATEGORIES
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_every_income_category_has_a_name_in_every_language(language: str) -> None:
+    for category in INCOME_CATEGORIES:
+        assert f"category.{category}" in json.loads(
+            (Path(expensebot.__file__).parent / "locales" / language / "bot.json").read_text(encoding="utf-8"))

@@ -38,7 +38,7 @@ def test_without_any_variables_the_defaults_apply() -> None:
     assert settings.budget_thresholds == [80, 90, 100]
     assert settings.soft_time_limit_seconds == 300
     assert settings.admin_chat_ids == []
-    assert settings.currency_symbol == "₽"
+    assert settings.default_currency == "RUB"
 
 
 def test_admin_chat_ids_are_comma_separated_with_spaces_allowed(monkeypatch: pytest.MonkeyPatch) -> None:

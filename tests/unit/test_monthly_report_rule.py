@@ -184,3 +184,25 @@ def test_an_on_demand_report_of_a_month_without_expenses_says_so() -> None:
 def test_a_slot_reports_the_owed_previous_month_first_then_its_own_on_the_last_day(slot, owed, months):
     tz = LOS_ANGELES if slot.tzinfo is UTC else MOSCOW
     assert months_to_report(slot, tz, previous_month_owed=owed) == months
+
+
+def test_a_month_in_several_currencies_has_one_total_per_currency_and_the_main_ones_categories() -> None:
+    report = _report({"groceries": "1000.00", "cafe": "250.00"})
+    report = MonthlyReport(**{**report.__dict__, "expense_count": 4,
+                              "totals": (("RUB", Decimal("1250.00")), ("USD", Decimal("25.00")))})
+
+    text = report_text(report, "ru")
+
+    assert f"Всего: 1{NBSP}250,00{NBSP}₽ и 25,00{NBSP}$ (расходов: 4)" in text
+    assert "По категориям, RUB:" in text
+    assert f"• продукты: 1{NBSP}000,00{NBSP}₽ (80,0 %)" in text
+
+
+def test_a_report_whose_main_currency_is_not_the_rouble_writes_it_everywhere() -> None:
+    report = _report({"cafe": "12.50"}, previous="10.00")
+    report = MonthlyReport(**{**report.__dict__, "currency": "EUR", "totals": (("EUR", Decimal("12.50")),)})
+
+    text = report_text(report, "en")
+
+    assert "Total: 12.50 € (expenses: 3)" in text and "₽" not in text
+    assert "By category:" in text

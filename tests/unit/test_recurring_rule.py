@@ -132,3 +132,13 @@ def test_the_notice_in_english():
 def test_args_round_trip_through_json_exactly():
     due = _due(amount=Decimal("0.01"))
     assert RecurringDue.model_validate_json(due.model_dump_json()) == due
+
+
+def test_a_recurring_income_notice_says_income_in_its_currency():
+    text = notice_text(date(2026, 3, 10), Decimal("1500"), "salary", "salary", "en", "USD", income=True)
+    assert text.startswith("🔁 Recurring income recorded: 1,500.00 $ — salary (salary).")
+
+
+def test_a_unit_enqueued_before_currencies_existed_is_a_rouble_expense():
+    due = RecurringDue.model_validate_json(_due().model_dump_json(exclude={"currency", "kind"}))
+    assert (due.currency, due.kind) == ("RUB", "expense")

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 import expensebot
-from expensebot.texts import category_name, format_money, language_for, month_name, t
+from expensebot.money import format_money
+from expensebot.texts import category_name, format_totals, language_for, month_name, t
 
 LOCALES_DIR = Path(expensebot.__file__).parent / "locales"
 NBSP = "\u00a0"
@@ -50,12 +51,12 @@ def placeholders(template: Any) -> set[str]:
 def test_money_is_written_to_the_kopeck_the_way_each_language_writes_it(
     amount: Decimal, russian: str, english: str
 ) -> None:
-    assert format_money(amount, "ru") == russian
-    assert format_money(amount, "en") == english
+    assert format_money(amount, "RUB", "ru") == russian
+    assert format_money(amount, "RUB", "en") == english
 
 
 def test_a_sum_too_precise_for_a_float_is_still_written_exactly() -> None:
-    assert format_money(Decimal("12345678901234567.89"), "en") == "12,345,678,901,234,567.89 ₽"
+    assert format_money(Decimal("12345678901234567.89"), "RUB", "en") == "12,345,678,901,234,567.89 ₽"
 
 
 @pytest.mark.parametrize(
@@ -67,18 +68,18 @@ def test_a_sum_too_precise_for_a_float_is_still_written_exactly() -> None:
     ],
 )
 def test_a_negative_sum_keeps_its_minus_sign_in_front(amount: Decimal, russian: str, english: str) -> None:
-    assert format_money(amount, "ru") == russian
-    assert format_money(amount, "en") == english
+    assert format_money(amount, "RUB", "ru") == russian
+    assert format_money(amount, "RUB", "en") == english
 
 
 def test_a_sum_that_rounds_to_zero_has_no_minus_sign() -> None:
-    assert format_money(Decimal("-0.001"), "en") == "0.00 ₽"
-    assert format_money(Decimal("-0.001"), "ru") == f"0,00{NBSP}₽"
+    assert format_money(Decimal("-0.001"), "RUB", "en") == "0.00 ₽"
+    assert format_money(Decimal("-0.001"), "RUB", "ru") == f"0,00{NBSP}₽"
 
 
 def test_money_can_be_written_with_another_currency_symbol() -> None:
-    assert format_money(Decimal("5"), "en", "$") == "5.00 $"
-    assert format_money(Decimal("5"), "ru", "€") == f"5,00{NBSP}€"
+    assert format_money(Decimal("5"), "USD", "en") == "5.00 $"
+    assert format_money(Decimal("5"), "EUR", "ru") == f"5,00{NBSP}€"
 
 
 @pytest.mark.parametrize("language_code", [None, "", "ru", "RU", "uk", "de", "ru-RU"])
@@ -121,3 +122,10 @@ def test_an_unknown_language_falls_back_to_russian() -> None:
 
 def test_an_unknown_category_is_named_by_its_key() -> None:
     assert category_name("ru", "pets") == "pets"
+
+
+def test_totals_in_several_currencies_are_listed_never_added() -> None:
+    totals = [("RUB", Decimal("1500")), ("EUR", Decimal("12.5")), ("USD", Decimal("25"))]
+    assert format_totals(totals, "ru") == f"1{NBSP}500,00{NBSP}₽, 12,50{NBSP}€ и 25,00{NBSP}$"
+    assert format_totals(totals[:2], "en") == "1,500.00 ₽ and 12.50 €"
+    assert format_totals(totals[:1], "en") == "1,500.00 ₽"

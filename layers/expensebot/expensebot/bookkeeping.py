@@ -1,6 +1,7 @@
-"""The bot's use cases: users, expenses, budgets and recurring payments. Each takes the cursor of the
-caller's transaction, so that the webhook stores an update's effects and marks the update processed
-atomically. Every query is scoped by the user's id: a user only ever sees and changes their own data."""
+"""The bot's use cases: users and their currency, expenses, incomes, budgets and recurring payments. Each
+takes the cursor of the caller's transaction, so that the webhook stores an update's effects and marks the
+update processed atomically. Every query is scoped by the user's id: a user only ever sees and changes their
+own data."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from expensebot.categories import guess_category
+from expensebot.categories import guess_category, guess_income_category
+from expensebot.money import totals_by_currency
 
 
 @dataclass(frozen=True)
@@ -21,16 +23,20 @@ class TelegramUser:
     language_code: str | None
 
 
-def touch_user(cur: Any, user: TelegramUser, now: datetime) -> None:
-    """Register the user on first contact; any later message reactivates one who had blocked the bot."""
+def touch_user(cur: Any, user: TelegramUser, now: datetime, default_currency: str = "RUB") -> str:
+    """Register the user on first contact (in the configured default currency); any later message
+    reactivates one who had blocked the bot. Returns the user's currency."""
     cur.execute(
         """
-        INSERT INTO users (user_id, chat_id, username, first_name, language_code, created_at, last_seen_at)
-        VALUES (%(user_id)s, %(chat_id)s, %(username)s, %(first_name)s, %(language)s, %(now)s, %(now)s)
+        INSERT INTO users (user_id, chat_id, username, first_name, language_code, created_at, last_seen_at,
+                           currency)
+        VALUES (%(user_id)s, %(chat_id)s, %(username)s, %(first_name)s, %(language)s, %(now)s, %(now)s,
+                %(currency)s)
         ON CONFLICT (user_id) DO UPDATE
            SET chat_id = EXCLUDED.chat_id, username = EXCLUDED.username, first_name = EXCLUDED.first_name,
                language_code = EXCLUDED.language_code, last_seen_at = EXCLUDED.last_seen_at,
                is_active = true, deactivated_reason = NULL
+        RETURNING currency
         """,
         {
             "user_id": user.user_id,
@@ -39,17 +45,41 @@ def touch_user(cur: Any, user: TelegramUser, now: datetime) -> None:
             "first_name": user.first_name,
             "language": user.language_code or "ru",
             "now": now,
+            "currency": default_currency,
         },
     )
+    return str(cur.fetchone()["currency"])
+
+
+def set_user_currency(cur: Any, *, user_id: int, currency: str) -> None:
+    """The currency of the user's bare amounts from now on; what is stored keeps its own."""
+    cur.execute("UPDATE users SET currency = %s WHERE user_id = %s", (currency, user_id))
+
+
+MoneyTotals = list[tuple[str, Decimal]]  # one (ISO code, total) per currency, the user's own first
+
+
+def month_totals(cur: Any, *, table: str, user_id: int, month_start: datetime, first: str) -> MoneyTotals:
+    """The user's expenses (or incomes) since the month's start, one total per currency."""
+    column = {"expenses": "spent_at", "incomes": "received_at"}[table]
+    cur.execute(
+        f"SELECT currency, SUM(amount) AS total FROM {table} WHERE user_id = %s AND {column} >= %s"
+        " GROUP BY currency",
+        (user_id, month_start),
+    )
+    return totals_by_currency(((row["currency"], row["total"]) for row in cur.fetchall()), first=first)
 
 
 @dataclass(frozen=True)
-class RecordedExpense:
+class RecordedEntry:
+    """An expense or an income just stored."""
+
     id: int
     amount: Decimal
+    currency: str
     category: str
     description: str
-    month_total: Decimal
+    income: bool = False
 
 
 def record_expense(
@@ -57,37 +87,59 @@ def record_expense(
     *,
     user_id: int,
     amount: Decimal,
+    currency: str,
     description: str,
     spent_at: datetime,
-    month_start: datetime,
     now: datetime,
     source_update_id: int | None = None,
-) -> RecordedExpense:
+) -> RecordedEntry:
     category = guess_category(description)
     cur.execute(
         """
-        INSERT INTO expenses (user_id, amount, category, description, spent_at, created_at, source_update_id)
-        VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id
+        INSERT INTO expenses (user_id, amount, currency, category, description, spent_at, created_at,
+                              source_update_id)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id
         """,
-        (user_id, amount, category, description, spent_at, now, source_update_id),
+        (user_id, amount, currency, category, description, spent_at, now, source_update_id),
     )
-    expense_id = cur.fetchone()["id"]
-    cur.execute(
-        "SELECT COALESCE(SUM(amount), 0) AS total FROM expenses WHERE user_id = %s AND spent_at >= %s",
-        (user_id, month_start),
-    )
-    return RecordedExpense(expense_id, amount, category, description, cur.fetchone()["total"])
+    return RecordedEntry(cur.fetchone()["id"], amount, currency, category, description)
 
 
-def set_budget(cur: Any, *, user_id: int, amount: Decimal, category: str | None, now: datetime) -> None:
+def record_income(
+    cur: Any,
+    *,
+    user_id: int,
+    amount: Decimal,
+    currency: str,
+    description: str,
+    received_at: datetime,
+    now: datetime,
+    source_update_id: int | None = None,
+) -> RecordedEntry:
+    category = guess_income_category(description)
     cur.execute(
         """
-        INSERT INTO budgets (user_id, category, amount, created_at, updated_at)
-        VALUES (%s, %s, %s, %s, %s)
-        ON CONFLICT (user_id, (COALESCE(category, ''))) DO UPDATE
-           SET amount = EXCLUDED.amount, updated_at = EXCLUDED.updated_at
+        INSERT INTO incomes (user_id, amount, currency, category, description, received_at, created_at,
+                             source_update_id)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id
         """,
-        (user_id, category, amount, now, now),
+        (user_id, amount, currency, category, description, received_at, now, source_update_id),
+    )
+    return RecordedEntry(cur.fetchone()["id"], amount, currency, category, description, income=True)
+
+
+def set_budget(
+    cur: Any, *, user_id: int, amount: Decimal, category: str | None, now: datetime, currency: str = "RUB"
+) -> None:
+    """A budget is in the currency the user has when setting it; setting it again moves it to the current one."""
+    cur.execute(
+        """
+        INSERT INTO budgets (user_id, category, amount, currency, created_at, updated_at)
+        VALUES (%s, %s, %s, %s, %s, %s)
+        ON CONFLICT (user_id, (COALESCE(category, ''))) DO UPDATE
+           SET amount = EXCLUDED.amount, currency = EXCLUDED.currency, updated_at = EXCLUDED.updated_at
+        """,
+        (user_id, category, amount, currency, now, now),
     )
 
 
@@ -96,6 +148,7 @@ class BudgetUsage:
     category: str | None
     limit: Decimal
     spent: Decimal
+    currency: str = "RUB"
 
     @property
     def percent(self) -> Decimal:
@@ -105,7 +158,7 @@ class BudgetUsage:
 def budget_usage(cur: Any, *, user_id: int, month_start: datetime) -> list[BudgetUsage]:
     cur.execute(
         """
-        SELECT b.category, b.amount AS limit_amount,
+        SELECT b.category, b.amount AS limit_amount, b.currency,
                COALESCE((SELECT SUM(e.amount) FROM expenses e
                           WHERE e.user_id = b.user_id AND e.spent_at >= %(month_start)s
                             AND (b.category IS NULL OR e.category = b.category)), 0) AS spent
@@ -115,32 +168,53 @@ def budget_usage(cur: Any, *, user_id: int, month_start: datetime) -> list[Budge
         """,
         {"user_id": user_id, "month_start": month_start},
     )
-    return [BudgetUsage(row["category"], row["limit_amount"], row["spent"]) for row in cur.fetchall()]
+    return [
+        BudgetUsage(row["category"], row["limit_amount"], row["spent"], row["currency"]) for row in cur.fetchall()
+    ]
 
 
 @dataclass(frozen=True)
-class DeletedExpense:
+class DeletedEntry:
     amount: Decimal
+    currency: str
     category: str
     description: str
-    spent_at: datetime
+    at: datetime  # when it was spent or received
+    income: bool
 
 
-def undo_last_expense(cur: Any, *, user_id: int) -> DeletedExpense | None:
-    """Deletes the user's latest expense (by when it was spent, then by when it was stored); None when
-    the user has none."""
+def undo_last_entry(cur: Any, *, user_id: int) -> DeletedEntry | None:
+    """Deletes the user's latest expense or income, whichever is later (by when it was spent or received,
+    then by when it was stored); None when the user has neither."""
     cur.execute(
         """
-        DELETE FROM expenses
-         WHERE id = (SELECT id FROM expenses WHERE user_id = %(user_id)s
-                      ORDER BY spent_at DESC, id DESC LIMIT 1 FOR UPDATE)
-           AND user_id = %(user_id)s
-        RETURNING amount, category, description, spent_at
+        SELECT kind, id FROM (
+            (SELECT 'expense' AS kind, id, spent_at AS at, created_at FROM expenses WHERE user_id = %(user_id)s
+              ORDER BY spent_at DESC, created_at DESC, id DESC LIMIT 1)
+            UNION ALL
+            (SELECT 'income', id, received_at, created_at FROM incomes WHERE user_id = %(user_id)s
+              ORDER BY received_at DESC, created_at DESC, id DESC LIMIT 1)
+        ) latest
+        ORDER BY at DESC, created_at DESC, kind DESC
+        LIMIT 1
         """,
         {"user_id": user_id},
     )
+    latest = cur.fetchone()
+    if latest is None:
+        return None
+    table, column = ("incomes", "received_at") if latest["kind"] == "income" else ("expenses", "spent_at")
+    # Scoped by the user too; a concurrent /undo that took the row first leaves nothing to return.
+    cur.execute(
+        f"DELETE FROM {table} WHERE id = %s AND user_id = %s"
+        f" RETURNING amount, currency, category, description, {column} AS at",
+        (latest["id"], user_id),
+    )
     row = cur.fetchone()
-    return None if row is None else DeletedExpense(row["amount"], row["category"], row["description"], row["spent_at"])
+    if row is None:
+        return None
+    return DeletedEntry(row["amount"], row["currency"], row["category"], row["description"], row["at"],
+                        income=latest["kind"] == "income")
 
 
 def month_expense_count(cur: Any, *, user_id: int, month_start: datetime) -> int:
@@ -157,26 +231,40 @@ class RecurringPayment:
     amount: Decimal
     category: str
     description: str
+    currency: str = "RUB"
+    kind: str = "expense"  # or "income"
 
 
-_RECURRING_COLUMNS = "id, day_of_month, amount, category, description"
+_RECURRING_COLUMNS = "id, day_of_month, amount, category, description, currency, kind"
 
 
 def _recurring(row: dict[str, Any]) -> RecurringPayment:
-    return RecurringPayment(row["id"], row["day_of_month"], row["amount"], row["category"], row["description"])
+    return RecurringPayment(row["id"], row["day_of_month"], row["amount"], row["category"], row["description"],
+                            row["currency"], row["kind"])
 
 
 def add_recurring(
-    cur: Any, *, user_id: int, day_of_month: int, amount: Decimal, description: str, now: datetime
+    cur: Any,
+    *,
+    user_id: int,
+    day_of_month: int,
+    amount: Decimal,
+    description: str,
+    now: datetime,
+    currency: str = "RUB",
+    income: bool = False,
 ) -> RecurringPayment:
-    """A monthly payment on that day, categorised like an expense with the same description."""
+    """A monthly payment (or income) on that day, categorised like an expense (or an income) with the same
+    description."""
+    category = guess_income_category(description) if income else guess_category(description)
     cur.execute(
         f"""
-        INSERT INTO recurring_payments (user_id, day_of_month, amount, description, category, created_at)
-        VALUES (%s, %s, %s, %s, %s, %s)
+        INSERT INTO recurring_payments (user_id, day_of_month, amount, description, category, created_at,
+                                        currency, kind)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
         RETURNING {_RECURRING_COLUMNS}
         """,
-        (user_id, day_of_month, amount, description, guess_category(description), now),
+        (user_id, day_of_month, amount, description, category, now, currency, "income" if income else "expense"),
     )
     return _recurring(cur.fetchone())
 

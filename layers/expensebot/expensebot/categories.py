@@ -1,4 +1,4 @@
-"""Guessing an expense's category from its description: a keyword table, first match wins."""
+"""Guessing an expense's or an income's category from its description: a keyword table, first match wins."""
 
 from __future__ import annotations
 
@@ -50,6 +50,29 @@ _FOLDED = {category: tuple(_fold(stem) for stem in stems) for category, stems in
 def guess_category(description: str) -> str:
     words = [_fold(word) for word in _WORD.findall(description)]
     for category, stems in _FOLDED.items():
+        if any(_matches(word, stem) for word in words for stem in stems):
+            return category
+    return "other"
+
+
+# Incomes have their own, shorter list, guessed the same way ("+50000 зарплата" → salary).
+INCOME_CATEGORIES = ("salary", "freelance", "gift", "interest", "other")
+
+_INCOME_KEYWORDS: dict[str, tuple[str, ...]] = {
+    "salary": ("зарплат", "зп$", "оклад", "аванс", "преми", "отпускн", "salary", "wage", "payroll", "paycheck",
+               "bonus"),
+    "freelance": ("фриланс", "подработ", "заказ", "гонорар", "проект", "freelance", "client", "gig", "project",
+                  "fee"),
+    "gift": ("подар", "gift", "present"),
+    "interest": ("процент", "вклад", "депозит", "дивиденд", "кэшб", "кешб", "купон", "interest", "dividend",
+                 "cashback", "deposit"),
+}
+_INCOME_FOLDED = {category: tuple(_fold(stem) for stem in stems) for category, stems in _INCOME_KEYWORDS.items()}
+
+
+def guess_income_category(description: str) -> str:
+    words = [_fold(word) for word in _WORD.findall(description)]
+    for category, stems in _INCOME_FOLDED.items():
         if any(_matches(word, stem) for word in words for stem in stems):
             return category
     return "other"

@@ -144,7 +144,6 @@ class Settings(BaseSettings):
     # A local SQS endpoint (moto server) for `sam local invoke`; empty in AWS.
     sqs_endpoint_url: str | None = Field(None, validation_alias="SQS_ENDPOINT_URL")
 
-    currency_symbol: str = Field("₽", validation_alias="CURRENCY_SYMBOL")
     # A new user's currency, and the currency of amounts stored before amounts had one (migration 0009).
     default_currency: str = Field("RUB", validation_alias="DEFAULT_CURRENCY")
 

@@ -1,21 +1,21 @@
 """The words users read. Texts live in locales/<language>/<area>.json (one file per feature, so the bot
 and each job keep their own), keyed by name; this module merges a language's files, picks the language
-and formats money the way each language writes it."""
+and writes totals per currency (each amount with money.format_money)."""
 
 from __future__ import annotations
 
 import json
-from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_FLOOR, Decimal
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from expensebot.parsing import MAX_AMOUNT, MAX_DESCRIPTION_LENGTH, MAX_TEXT_LENGTH, InvalidInput
+from expensebot import money
+from expensebot.parsing import MAX_AMOUNT, MAX_DESCRIPTION_LENGTH, MAX_LINES, MAX_TEXT_LENGTH, InvalidInput
 
 LOCALES_DIR = Path(__file__).with_name("locales")
 DEFAULT_LANGUAGE = "ru"
 LANGUAGES = ("ru", "en")
-CENT = Decimal("0.01")
 
 
 def language_for(language_code: str | None) -> str:
@@ -51,32 +51,33 @@ def category_name(language: str, category: str) -> str:
     return str(catalog(language).get(f"category.{category}", category))
 
 
-def format_money(amount: Decimal, language: str, symbol: str = "₽") -> str:
-    """Exact to the kopeck: 1234567.5 → '1 234 567,50 ₽' (ru) or '1,234,567.50 ₽' (en)."""
-    quantized = amount.quantize(CENT, rounding=ROUND_HALF_EVEN)
-    sign = "-" if quantized < 0 else ""
-    whole, _, cents = f"{abs(quantized):.2f}".partition(".")
-    groups = []
-    while len(whole) > 3:
-        groups.insert(0, whole[-3:])
-        whole = whole[:-3]
-    groups.insert(0, whole)
-    if language == "en":
-        return f"{sign}{','.join(groups)}.{cents} {symbol}"
-    # U+00A0 keeps the groups and the symbol on one line in Telegram's clients.
-    return f"{sign}{chr(0xA0).join(groups)},{cents}{chr(0xA0)}{symbol}"
-
-
 def format_percent(value: Decimal) -> str:
     """Whole percent, rounded down: 99.6 % of a budget is not yet "100 %"."""
     return f"{value.quantize(Decimal('1'), rounding=ROUND_FLOOR)}"
 
 
-def explain_invalid_input(language: str, error: InvalidInput, symbol: str = "₽") -> str:
+def format_totals(totals: list[tuple[str, Decimal]], language: str) -> str:
+    """One total per currency, in the order given (the user's own first): "16 500,00 ₽ и 25,00 $"."""
+    written = [money.format_money(amount, code, language) for code, amount in totals]
+    if not written:
+        return money.format_money(Decimal(0), "RUB", language)
+    if len(written) == 1:
+        return written[0]
+    return t(language, "totals_join", head=", ".join(written[:-1]), last=written[-1])
+
+
+def invalid_reason(language: str, error: InvalidInput) -> str:
+    """Why an amount cannot be taken, in the amount's currency: "больше двух знаков после запятой"."""
+    return t(language, error.reason, max=money.format_money(MAX_AMOUNT, error.currency, language),
+             currency=error.currency)
+
+
+def explain_invalid_input(language: str, error: InvalidInput) -> str:
     """The reply to something the user typed that cannot be taken, saying what is wrong with it."""
     if error.reason == "description_too_long":
         return t(language, "description_too_long", max=MAX_DESCRIPTION_LENGTH)
     if error.reason == "text_too_long":
         return t(language, "text_too_long", max=MAX_TEXT_LENGTH)
-    reason = t(language, error.reason, max=format_money(MAX_AMOUNT, language, symbol))
-    return t(language, "invalid_amount", value=error.value, reason=reason)
+    if error.reason == "too_many_lines":
+        return t(language, "too_many_lines", max=MAX_LINES, count=error.value)
+    return t(language, "invalid_amount", value=error.value, reason=invalid_reason(language, error))

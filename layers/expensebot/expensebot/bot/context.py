@@ -1,5 +1,5 @@
-"""What every handler gets besides the message: the transaction's cursor, the user's language, the
-runtime (settings, clock). The webhook opens the transaction; the middleware registers the user."""
+"""What every handler gets besides the message: the transaction's cursor, the user's language and currency,
+the runtime (settings, clock). The webhook opens the transaction; the middleware registers the user."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ class UserMiddleware(BaseMiddleware):
         if not (isinstance(event, Message) and event.from_user is not None and event.chat.type == "private"):
             return None
         sender = event.from_user
-        touch_user(
+        data["currency"] = touch_user(
             data["cur"],
             TelegramUser(
                 user_id=sender.id,
@@ -37,6 +37,7 @@ class UserMiddleware(BaseMiddleware):
                 language_code=sender.language_code,
             ),
             data["runtime"].clock.now(),
+            data["runtime"].settings.default_currency,
         )
         data["lang"] = language_for(sender.language_code)
         return await handler(event, data)

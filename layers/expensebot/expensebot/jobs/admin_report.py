@@ -1,8 +1,8 @@
 """send_daily_admin_report — daily 10:00, queue `reports`.
 
 Every chat in ADMIN_CHAT_IDS gets the system's state as of the run's slot: users (total, new in the last
-24 h, active in the last 24 h), the previous calendar day's expenses (count and sum), each job's runs of
-the last 24 h with their failures (a job that did not run at all shows 0, which is itself the alarm),
+24 h, active in the last 24 h), the previous calendar day's expenses (count, and the sum per currency),
+each job's runs of the last 24 h with their failures (a job that did not run at all shows 0, which is itself the alarm),
 and per queue the messages waiting, in flight and in its DLQ. The numbers are gathered once, by the job,
 so every admin reads the same report; one message per admin chat per slot."""
 
@@ -16,10 +16,11 @@ from pydantic import AwareDatetime, BaseModel
 from expensebot.bootstrap import Runtime
 from expensebot.config import QUEUE_NAMES
 from expensebot.delivery import Delivery, OutboundMessage, deliver
+from expensebot.money import totals_by_currency
 from expensebot.observability import logger
 from expensebot.scheduling import JobContext, JobResult, job, jobs, lease_ran_out
 from expensebot.tasks import task
-from expensebot.texts import format_money, language_for, t
+from expensebot.texts import format_totals, language_for, t
 
 JOB = "send_daily_admin_report"
 KIND = "admin_report"  # notifications.kind of the messages this job\'s task sends
@@ -47,7 +48,8 @@ class AdminStats(BaseModel):
     users_active: int
     day: date  # the previous calendar day, in the application's zone
     expenses_count: int
-    expenses_sum: Decimal
+    # One total per currency, never one sum across them: [("RUB", 1500), ("USD", 25)], the default first.
+    expenses_sums: list[tuple[str, Decimal]] = []
     job_runs: list[JobRunCounts]
     queues: list[QueueCounts]
 
@@ -65,15 +67,18 @@ class AdminReport(BaseModel):
 
 
 # Users and yesterday's expenses in one statement; the indexes on users.created_at, users.last_seen_at
-# and expenses.spent_at keep each part a range scan.
+# and expenses.spent_at keep each part a range scan. Yesterday's amounts are summed per currency.
 _USERS_AND_EXPENSES = """
 SELECT (SELECT count(*) FROM users) AS users_total,
        (SELECT count(*) FROM users WHERE created_at > %(since)s AND created_at <= %(as_of)s) AS users_new,
        (SELECT count(*) FROM users WHERE last_seen_at > %(since)s AND last_seen_at <= %(as_of)s) AS users_active,
-       count(e.id) AS expenses_count,
-       COALESCE(sum(e.amount), 0) AS expenses_sum
-  FROM expenses e
- WHERE e.spent_at >= %(day_start)s AND e.spent_at < %(day_end)s
+       COALESCE(sum(day.n), 0)::bigint AS expenses_count,
+       COALESCE(json_agg(json_build_array(day.currency, day.total::text)) FILTER (WHERE day.n > 0), '[]')
+         AS expenses_sums
+  FROM (SELECT e.currency, count(*) AS n, sum(e.amount) AS total
+          FROM expenses e
+         WHERE e.spent_at >= %(day_start)s AND e.spent_at < %(day_end)s
+         GROUP BY e.currency) day
 """
 
 # A run still 'running' whose lease ran out lost its attempt (it could not even record 'failed', as when the
@@ -110,7 +115,9 @@ def gather_admin_stats(runtime: Runtime, as_of: datetime) -> AdminStats:
         users_active=totals["users_active"],
         day=day,
         expenses_count=totals["expenses_count"],
-        expenses_sum=totals["expenses_sum"],
+        expenses_sums=totals_by_currency(
+            ((code, Decimal(total)) for code, total in totals["expenses_sums"]), first=runtime.settings.default_currency
+        ),
         # Every known job, and any other name the ledger holds (a job since removed, or a manual run).
         job_runs=[runs.get(name, JobRunCounts(job=name)) for name in sorted(jobs().keys() | runs.keys())],
         queues=[_queue_counts(runtime, queue) for queue in QUEUE_NAMES],
@@ -145,7 +152,7 @@ def send_daily_admin_report(runtime: Runtime, ctx: JobContext) -> JobResult:
     return JobResult(planned=len(reports), enqueued=enqueued)
 
 
-def admin_report_text(stats: AdminStats, language: str, currency_symbol: str = "₽") -> str:
+def admin_report_text(stats: AdminStats, language: str, default_currency: str = "RUB") -> str:
     lines = [
         t(language, "admin_title", date=stats.as_of.strftime("%Y-%m-%d %H:%M")),
         t(language, "admin_users", total=stats.users_total, new=stats.users_new, active=stats.users_active),
@@ -154,7 +161,7 @@ def admin_report_text(stats: AdminStats, language: str, currency_symbol: str = "
             "admin_expenses",
             day=stats.day.strftime("%d.%m.%Y"),
             count=stats.expenses_count,
-            sum=format_money(stats.expenses_sum, language, currency_symbol),
+            sum=format_totals(stats.expenses_sums or [(default_currency, Decimal(0))], language),
         ),
         t(language, "admin_jobs_header"),
     ]
@@ -184,6 +191,6 @@ def send_admin_report(runtime: Runtime, report: AdminReport) -> Delivery:
             dedupe_key=report.dedupe_key,
             kind=KIND,
             chat_id=report.chat_id,
-            text=admin_report_text(report.stats, language, runtime.settings.currency_symbol),
+            text=admin_report_text(report.stats, language, runtime.settings.default_currency),
         ),
     )

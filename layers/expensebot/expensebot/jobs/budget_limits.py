@@ -14,11 +14,12 @@ from pydantic import BaseModel
 
 from expensebot.bootstrap import Runtime
 from expensebot.delivery import Delivery, OutboundMessage, deliver
+from expensebot.money import format_money
 from expensebot.observability import logger
 from expensebot.periods import month_start
 from expensebot.scheduling import JobContext, JobResult, job
 from expensebot.tasks import task
-from expensebot.texts import category_name, format_money, format_percent, language_for, t
+from expensebot.texts import category_name, format_percent, language_for, t
 
 JOB = "check_budget_limits"
 KIND = "budget_alert"  # notifications.kind of the messages this job\'s task sends
@@ -50,6 +51,7 @@ class BudgetAlert(BaseModel):
     threshold: int
     spent: Decimal
     limit: Decimal
+    currency: str = "RUB"  # the budget's (units enqueued before currencies existed were RUB)
 
     @property
     def dedupe_key(self) -> str:
@@ -70,7 +72,7 @@ WITH spend AS (
      GROUP BY b.id
 )
 SELECT b.id AS budget_id, b.user_id, u.chat_id, u.language_code, b.category, b.amount AS limit_amount,
-       s.spent, alerted.threshold AS already_alerted
+       s.spent, alerted.threshold AS already_alerted, b.currency
   FROM spend s
   JOIN budgets b ON b.id = s.budget_id
   JOIN users u ON u.user_id = b.user_id AND u.is_active
@@ -93,7 +95,7 @@ def plan_budget_alerts(runtime: Runtime, as_of: datetime) -> list[BudgetAlert]:
         {"month_start": first_instant, "as_of": as_of, "month": month, "lowest_threshold": min(thresholds)},
     )
     alerts = []
-    for budget_id, user_id, chat_id, language_code, category, limit, spent, already_alerted in rows:
+    for budget_id, user_id, chat_id, language_code, category, limit, spent, already_alerted, currency in rows:
         threshold = highest_new_threshold(spent, limit, thresholds, already_alerted)
         if threshold is not None:
             alerts.append(
@@ -107,6 +109,7 @@ def plan_budget_alerts(runtime: Runtime, as_of: datetime) -> list[BudgetAlert]:
                     threshold=threshold,
                     spent=spent,
                     limit=limit,
+                    currency=currency,
                 )
             )
     return alerts
@@ -119,7 +122,7 @@ def check_budget_limits(runtime: Runtime, ctx: JobContext) -> JobResult:
     return JobResult(planned=len(alerts), enqueued=enqueued)
 
 
-def alert_text(alert: BudgetAlert, currency_symbol: str = "₽") -> str:
+def alert_text(alert: BudgetAlert) -> str:
     language = language_for(alert.language_code)
     label = (
         t(language, "budget_label_category", category=category_name(language, alert.category))
@@ -132,8 +135,8 @@ def alert_text(alert: BudgetAlert, currency_symbol: str = "₽") -> str:
         key,
         label=label,
         threshold=alert.threshold,
-        spent=format_money(alert.spent, language, currency_symbol),
-        limit=format_money(alert.limit, language, currency_symbol),
+        spent=format_money(alert.spent, alert.currency, language),
+        limit=format_money(alert.limit, alert.currency, language),
         percent=format_percent(alert.spent * 100 / alert.limit),
     )
 
@@ -176,6 +179,6 @@ def send_budget_alert(runtime: Runtime, alert: BudgetAlert) -> Delivery | None:
             kind=KIND,
             chat_id=alert.chat_id,
             user_id=alert.user_id,
-            text=alert_text(alert, runtime.settings.currency_symbol),
+            text=alert_text(alert),
         ),
     )

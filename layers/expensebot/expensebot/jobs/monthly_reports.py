@@ -7,7 +7,9 @@ who has not had that month's report yet gets one unit on the reports queue; a us
 month gets nothing. The report: the month's total, amount and share per category (largest first), the
 change against the previous month (amount and percent; "nothing to compare with" when the previous month
 had no expenses), and, when budgets are set, each budget's spent / limit / percent. Amounts are exact, to
-the kopeck.
+the kopeck. Currencies are never added together: the total line has one total per currency (the user's own
+first), and the categories, the change and the budgets are those of the report's main currency (the user's
+own, or when the month has nothing in it, the currency with the largest number of expenses).
 
 A month whose last-day run never succeeded (the database was down through Lambda's retries, the slot's
 delivery was lost) is caught up by the next 20:00 run: the previous month is reported too when no run that
@@ -37,6 +39,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from expensebot.bootstrap import Runtime
 from expensebot.delivery import Delivery, OutboundMessage, deliver
+from expensebot.money import format_money, totals_by_currency
 from expensebot.observability import logger
 from expensebot.scheduling import (
     Continuation,
@@ -49,7 +52,7 @@ from expensebot.scheduling import (
     job,
 )
 from expensebot.tasks import task
-from expensebot.texts import category_name, format_money, format_percent, language_for, month_name, t
+from expensebot.texts import category_name, format_percent, format_totals, language_for, month_name, t
 
 JOB = "send_monthly_reports"
 REPORT_KIND = "monthly_report"  # notifications.kind of a month's report
@@ -317,6 +320,9 @@ class MonthlyReport:
     categories: tuple[CategorySpend, ...]
     previous_total: Decimal
     budgets: tuple[BudgetStatus, ...]
+    # The currency of total, categories, previous_total and budgets; `totals` has every currency's total.
+    currency: str = "RUB"
+    totals: tuple[tuple[str, Decimal], ...] = ()
 
     @property
     def change(self) -> Decimal:
@@ -344,18 +350,22 @@ def category_shares(amounts: Mapping[str, Decimal]) -> tuple[CategorySpend, ...]
     )
 
 
-# One statement, one snapshot: the user's spending of the month and of the one before, per category
-# (index-only through expenses_user_spent_at), and the user's budgets beside it.
+# One statement, one snapshot: the user's spending of the month and of the one before, per currency and
+# category, the user's budgets beside it, and the user's own currency.
 _MONTH_SPEND_AND_BUDGETS = """
-SELECT 'spend' AS source, e.spent_at >= %(start)s AS this_month, e.category,
+SELECT 'spend' AS source, e.spent_at >= %(start)s AS this_month, e.currency, e.category,
        SUM(e.amount) AS amount, COUNT(*) AS expense_count
   FROM expenses e
  WHERE e.user_id = %(user_id)s AND e.spent_at >= %(previous_start)s AND e.spent_at < %(end)s
- GROUP BY 2, 3
+ GROUP BY 2, 3, 4
 UNION ALL
-SELECT 'budget', NULL::boolean, b.category, b.amount, NULL::bigint
+SELECT 'budget', NULL::boolean, b.currency, b.category, b.amount, NULL::bigint
   FROM budgets b
  WHERE b.user_id = %(user_id)s
+UNION ALL
+SELECT 'user', NULL::boolean, u.currency, NULL, NULL, NULL
+  FROM users u
+ WHERE u.user_id = %(user_id)s
 """
 
 
@@ -368,19 +378,21 @@ def build_monthly_report(runtime: Runtime, user_id: int, month: date) -> Monthly
         _MONTH_SPEND_AND_BUDGETS,
         {"user_id": user_id, "start": start, "end": end, "previous_start": previous_start},
     )
-    this_month: dict[str, Decimal] = {}
-    expense_count = 0
-    previous_total = Decimal(0)
-    budget_rows = []
-    for row in rows:
-        if row["source"] == "budget":
-            budget_rows.append(row)
-        elif row["this_month"]:
-            this_month[row["category"]] = row["amount"]
-            expense_count += row["expense_count"]
-        else:
-            previous_total += row["amount"]
+    user_currency = next((row["currency"] for row in rows if row["source"] == "user"), None)
+    spend = [row for row in rows if row["source"] == "spend"]
+    this_month_rows = [row for row in spend if row["this_month"]]
+    counts: dict[str, int] = {}
+    for row in this_month_rows:
+        counts[row["currency"]] = counts.get(row["currency"], 0) + row["expense_count"]
+    # The main currency: the user's own when the month has expenses in it, else the most used one.
+    main = user_currency or runtime.settings.default_currency
+    if counts and main not in counts:
+        main = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[0][0]
+    this_month = {row["category"]: row["amount"] for row in this_month_rows if row["currency"] == main}
+    previous_total = sum((row["amount"] for row in spend if not row["this_month"] and row["currency"] == main),
+                         Decimal(0))
     total = sum(this_month.values(), Decimal(0))
+    budget_rows = [row for row in rows if row["source"] == "budget" and row["currency"] == main]
     budgets = tuple(
         BudgetStatus(row["category"], row["amount"], total if row["category"] is None
                      else this_month.get(row["category"], Decimal(0)))
@@ -390,10 +402,12 @@ def build_monthly_report(runtime: Runtime, user_id: int, month: date) -> Monthly
         user_id=user_id,
         month=month,
         total=total,
-        expense_count=expense_count,
+        expense_count=sum(counts.values()),
         categories=category_shares(this_month),
         previous_total=previous_total,
         budgets=budgets,
+        currency=main,
+        totals=tuple(totals_by_currency(((row["currency"], row["amount"]) for row in this_month_rows), first=main)),
     )
 
 
@@ -405,13 +419,13 @@ def format_tenths(value: Decimal, language: str, *, signed: bool = False) -> str
     return text.replace(".", ",") if language != "en" else text
 
 
-def _signed_money(amount: Decimal, language: str, symbol: str) -> str:
-    return ("+" if amount > 0 else "") + format_money(amount, language, symbol)
+def _signed_money(amount: Decimal, language: str, code: str) -> str:
+    return ("+" if amount > 0 else "") + format_money(amount, code, language)
 
 
-def report_text(report: MonthlyReport, language: str, currency_symbol: str = "â‚½") -> str:
+def report_text(report: MonthlyReport, language: str) -> str:
     def money(amount: Decimal) -> str:
-        return format_money(amount, language, currency_symbol)
+        return format_money(amount, report.currency, language)
 
     month = month_name(language, report.month.month)
     if report.expense_count == 0:
@@ -419,9 +433,12 @@ def report_text(report: MonthlyReport, language: str, currency_symbol: str = "â‚
     lines = [
         t(language, "report_title", month=month, year=report.month.year),
         "",
-        t(language, "report_total", total=money(report.total), count=report.expense_count),
+        t(language, "report_total", total=format_totals(list(report.totals) or [(report.currency, report.total)],
+                                                        language), count=report.expense_count),
         "",
-        t(language, "report_categories"),
+        # With several currencies, the categories (and the change and budgets after them) are the main one's.
+        t(language, "report_categories") if len(report.totals) < 2
+        else t(language, "report_categories_in", currency=report.currency),
     ]
     lines += [
         t(language, "report_category_line", category=category_name(language, spend.category),
@@ -435,7 +452,7 @@ def report_text(report: MonthlyReport, language: str, currency_symbol: str = "â‚
         lines.append(t(language, "report_previous_none", month=previous))
     else:
         lines.append(t(language, "report_previous", month=previous, total=money(report.previous_total)))
-        lines.append(t(language, "report_change", amount=_signed_money(report.change, language, currency_symbol),
+        lines.append(t(language, "report_change", amount=_signed_money(report.change, language, report.currency),
                        percent=format_tenths(change_percent, language, signed=True)))
     if report.budgets:
         lines += ["", t(language, "report_budgets")]
@@ -488,6 +505,6 @@ def send_monthly_report(runtime: Runtime, unit: ReportUnit) -> Delivery | None:
             kind=unit.kind,
             chat_id=unit.chat_id,
             user_id=unit.user_id,
-            text=report_text(report, language_for(unit.language_code), runtime.settings.currency_symbol),
+            text=report_text(report, language_for(unit.language_code)),
         ),
     )

@@ -14,7 +14,10 @@ not stay forever. The retention cleanup deletes them after RETENTION_DAYS, and a
 did not happen (/undo); neither should be booked again. So the latest booked date is kept on the payment
 itself (`booked_through`), not read back from the expenses that may be gone. A date skipped because its
 unit is still on the queue (or parked in the DLQ) is not lost: the unit carries it, and the unique key
-makes a late booking safe."""
+makes a late booking safe.
+
+A recurring income (kind 'income', `/recurring 10 +50000 зарплата`) is booked the same way into `incomes`,
+under its own unique key `incomes_recurring_once`; every booking keeps the payment's currency."""
 
 from __future__ import annotations
 
@@ -26,10 +29,11 @@ from pydantic import BaseModel
 
 from expensebot.bootstrap import Runtime
 from expensebot.delivery import Delivery, OutboundMessage, deliver
+from expensebot.money import format_money
 from expensebot.observability import logger
 from expensebot.scheduling import JobContext, JobResult, job
 from expensebot.tasks import task
-from expensebot.texts import catalog, category_name, format_money, language_for, t
+from expensebot.texts import catalog, category_name, language_for, t
 
 JOB = "process_recurring_payments"
 KIND = "recurring_notice"  # notifications.kind of the messages this job\'s task sends
@@ -70,6 +74,9 @@ class RecurringDue(BaseModel):
     amount: Decimal
     description: str
     category: str
+    # Defaults for units enqueued before currencies and incomes existed: those were RUB expenses.
+    currency: str = "RUB"
+    kind: str = "expense"
 
     @property
     def dedupe_key(self) -> str:
@@ -84,7 +91,7 @@ class RecurringDue(BaseModel):
 _DUE_AND_UNBOOKED = """
 WITH active AS (
     SELECT p.id AS payment_id, p.user_id, u.chat_id, u.language_code, p.day_of_month, p.amount,
-           p.description, p.category,
+           p.description, p.category, p.currency, p.kind,
            GREATEST((p.created_at AT TIME ZONE %(tz)s)::date, p.booked_through + 1) AS plan_from
       FROM recurring_payments p
       JOIN users u ON u.user_id = p.user_id AND u.is_active
@@ -100,7 +107,7 @@ WITH active AS (
                                         date_trunc('month', %(today)s::timestamp),
                                         interval '1 month') AS month_start
 )
-SELECT payment_id, user_id, chat_id, language_code, due_date, amount, description, category
+SELECT payment_id, user_id, chat_id, language_code, due_date, amount, description, category, currency, kind
   FROM due
  WHERE due_date >= plan_from AND due_date <= %(today)s
  ORDER BY due_date, payment_id
@@ -127,12 +134,13 @@ def format_due_date(due_date: date, language: str) -> str:
 
 
 def notice_text(
-    due_date: date, amount: Decimal, description: str, category: str, language: str, currency_symbol: str = "₽"
+    due_date: date, amount: Decimal, description: str, category: str, language: str, currency: str = "RUB",
+    *, income: bool = False,
 ) -> str:
     return t(
         language,
-        "recurring_booked",
-        amount=format_money(amount, language, currency_symbol),
+        "recurring_income_booked" if income else "recurring_booked",
+        amount=format_money(amount, currency, language),
         description=description,
         category=category_name(language, category),
         due_date=format_due_date(due_date, language),
@@ -140,13 +148,24 @@ def notice_text(
 
 
 # Books the due date from the payment as it is now, and only while it is active (deactivated after the
-# plan: nothing is booked). A duplicate delivery conflicts on the unique key and books nothing.
+# plan: nothing is booked): an expense, or an income for a recurring income. A duplicate delivery conflicts
+# on the unique key and books nothing.
 _BOOK = """
-INSERT INTO expenses (user_id, amount, category, description, spent_at, created_at, recurring_payment_id, due_date)
-SELECT p.user_id, p.amount, p.category, p.description, %(spent_at)s, %(now)s, p.id, %(due_date)s
+INSERT INTO expenses (user_id, amount, currency, category, description, spent_at, created_at,
+                      recurring_payment_id, due_date)
+SELECT p.user_id, p.amount, p.currency, p.category, p.description, %(spent_at)s, %(now)s, p.id, %(due_date)s
   FROM recurring_payments p
- WHERE p.id = %(payment_id)s AND p.is_active
+ WHERE p.id = %(payment_id)s AND p.is_active AND p.kind = 'expense'
 ON CONFLICT ON CONSTRAINT expenses_recurring_once DO NOTHING
+"""
+
+_BOOK_INCOME = """
+INSERT INTO incomes (user_id, amount, currency, category, description, received_at, created_at,
+                     recurring_payment_id, due_date)
+SELECT p.user_id, p.amount, p.currency, p.category, p.description, %(spent_at)s, %(now)s, p.id, %(due_date)s
+  FROM recurring_payments p
+ WHERE p.id = %(payment_id)s AND p.is_active AND p.kind = 'income'
+ON CONFLICT ON CONSTRAINT incomes_recurring_once DO NOTHING
 """
 
 # Units of a catch-up may run in any order: the payment remembers the latest date booked, never an earlier.
@@ -157,19 +176,25 @@ UPDATE recurring_payments SET booked_through = GREATEST(booked_through, %(due_da
 
 # What was booked, by this delivery or an earlier one: the notice tells exactly that.
 _BOOKED = """
-SELECT amount, description, category FROM expenses WHERE recurring_payment_id = %(payment_id)s
-   AND due_date = %(due_date)s
+SELECT amount, currency, description, category, false AS income FROM expenses
+ WHERE recurring_payment_id = %(payment_id)s AND due_date = %(due_date)s
+UNION ALL
+SELECT amount, currency, description, category, true FROM incomes
+ WHERE recurring_payment_id = %(payment_id)s AND due_date = %(due_date)s
 """
 
 
 @task("recurring.book_recurring_payment", args=RecurringDue, job=JOB, sends=(KIND,))
 def book_recurring_payment(runtime: Runtime, due: RecurringDue) -> Delivery | None:
-    """Book one due date of a recurring payment as an expense and tell its owner (once per payment and date)."""
+    """Book one due date of a recurring payment as an expense (a recurring income as an income) and tell its
+    owner (once per payment and date)."""
     spent_at = datetime.combine(due.due_date, BOOKING_TIME, tzinfo=runtime.settings.tz)
     params = {"payment_id": due.payment_id, "due_date": due.due_date, "spent_at": spent_at,
               "now": runtime.clock.now()}
     with runtime.db.transaction() as cur:
+        # Each statement books only its kind of payment (the payment's row decides, not the unit's copy).
         cur.execute(_BOOK, params)
+        cur.execute(_BOOK_INCOME, params)
         cur.execute(_ADVANCE, params)
         cur.execute(_BOOKED, params)
         booked = cur.fetchone()
@@ -188,7 +213,7 @@ def book_recurring_payment(runtime: Runtime, due: RecurringDue) -> Delivery | No
             user_id=due.user_id,
             text=notice_text(
                 due.due_date, booked["amount"], booked["description"], booked["category"], language,
-                runtime.settings.currency_symbol,
+                booked["currency"], income=booked["income"],
             ),
         ),
     )

@@ -12,9 +12,10 @@ from aiogram.types import Message
 from expensebot.bookkeeping import budget_usage, set_budget
 from expensebot.bootstrap import Runtime
 from expensebot.categories import CATEGORIES, guess_category
+from expensebot.money import format_money
 from expensebot.parsing import InvalidInput, parse_amount
 from expensebot.periods import month_start
-from expensebot.texts import category_name, explain_invalid_input, format_money, format_percent, t
+from expensebot.texts import category_name, explain_invalid_input, format_percent, t
 
 router = Router(name="budgets")
 
@@ -31,11 +32,10 @@ def _category_from(word: str, lang: str) -> str | None:
 
 @router.message(Command("budget"))
 async def cmd_budget(
-    message: Message, command: CommandObject, cur: Any, runtime: Runtime, lang: str
+    message: Message, command: CommandObject, cur: Any, runtime: Runtime, lang: str, currency: str
 ) -> SendMessage:
     assert message.from_user is not None
     user_id = message.from_user.id
-    symbol = runtime.settings.currency_symbol
     words = (command.args or "").split()
     if not words:
         usage = budget_usage(cur, user_id=user_id, month_start=month_start(message.date, runtime.settings.tz))
@@ -46,8 +46,8 @@ async def cmd_budget(
                 lang,
                 "budget_line",
                 label=category_name(lang, u.category) if u.category else t(lang, "budget_total_label"),
-                spent=format_money(u.spent, lang, symbol),
-                limit=format_money(u.limit, lang, symbol),
+                spent=format_money(u.spent, u.currency, lang),
+                limit=format_money(u.limit, u.currency, lang),
                 percent=format_percent(u.percent),
             )
             for u in usage
@@ -61,11 +61,12 @@ async def cmd_budget(
         if category is None:
             return message.answer(t(lang, "budget_usage"))
     try:
-        amount = parse_amount(words[-1])
+        amount = parse_amount(words[-1], currency)
     except InvalidInput as exc:
-        return message.answer(explain_invalid_input(lang, exc, symbol))
-    set_budget(cur, user_id=user_id, amount=amount, category=category, now=runtime.clock.now())
-    amount_text = format_money(amount, lang, symbol)
+        return message.answer(explain_invalid_input(lang, exc))
+    # A budget is in the user's currency (and counts only expenses in it: the budgets' lane).
+    set_budget(cur, user_id=user_id, amount=amount, category=category, now=runtime.clock.now(), currency=currency)
+    amount_text = format_money(amount, currency, lang)
     if category is None:
         return message.answer(t(lang, "budget_set", amount=amount_text))
     return message.answer(

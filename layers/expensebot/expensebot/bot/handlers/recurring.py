@@ -13,8 +13,9 @@ from aiogram.types import Message
 
 from expensebot.bookkeeping import active_recurring, add_recurring, stop_recurring
 from expensebot.bootstrap import Runtime
+from expensebot.money import format_money
 from expensebot.parsing import InvalidInput, parse_id, parse_recurring
-from expensebot.texts import category_name, explain_invalid_input, format_money, t
+from expensebot.texts import category_name, explain_invalid_input, t
 
 router = Router(name="recurring")
 
@@ -24,10 +25,10 @@ MAX_REPLY_CHARACTERS = 4000
 SHORTEST_MONTH_DAYS = 28
 
 
-def explain_invalid(lang: str, error: InvalidInput, symbol: str) -> str:
+def explain_invalid(lang: str, error: InvalidInput) -> str:
     if error.reason.startswith("day_"):
         return t(lang, error.reason, value=error.value)
-    return explain_invalid_input(lang, error, symbol)
+    return explain_invalid_input(lang, error)
 
 
 def fit_lines(header: str, lines: list[str], footer: str, more: Callable[[int], str]) -> str:
@@ -46,11 +47,10 @@ def fit_lines(header: str, lines: list[str], footer: str, more: Callable[[int], 
 
 @router.message(Command("recurring"))
 async def cmd_recurring(
-    message: Message, command: CommandObject, cur: Any, runtime: Runtime, lang: str
+    message: Message, command: CommandObject, cur: Any, runtime: Runtime, lang: str, currency: str
 ) -> SendMessage:
     assert message.from_user is not None
     user_id = message.from_user.id
-    symbol = runtime.settings.currency_symbol
     if not (command.args or "").strip():
         payments = active_recurring(cur, user_id=user_id)
         if not payments:
@@ -58,10 +58,10 @@ async def cmd_recurring(
         lines = [
             t(
                 lang,
-                "recurring_line",
+                "recurring_line_income" if p.kind == "income" else "recurring_line",
                 id=p.id,
                 day=p.day_of_month,
-                amount=format_money(p.amount, lang, symbol),
+                amount=format_money(p.amount, p.currency, lang),
                 description=p.description,
                 category=category_name(lang, p.category),
             )
@@ -76,9 +76,9 @@ async def cmd_recurring(
             )
         )
     try:
-        parsed = parse_recurring(command.args or "")
+        parsed = parse_recurring(command.args or "", currency)
     except InvalidInput as exc:
-        return message.answer(explain_invalid(lang, exc, symbol))
+        return message.answer(explain_invalid(lang, exc))
     if parsed is None:
         return message.answer(t(lang, "recurring_usage"))
     payment = add_recurring(
@@ -88,13 +88,15 @@ async def cmd_recurring(
         amount=parsed.amount,
         description=parsed.description,
         now=runtime.clock.now(),
+        currency=parsed.currency,
+        income=parsed.income,
     )
     reply = t(
         lang,
-        "recurring_added",
+        "recurring_added_income" if payment.kind == "income" else "recurring_added",
         id=payment.id,
         day=payment.day_of_month,
-        amount=format_money(payment.amount, lang, symbol),
+        amount=format_money(payment.amount, payment.currency, lang),
         category=category_name(lang, payment.category),
         description=payment.description,
     )
@@ -118,9 +120,9 @@ async def cmd_recurring_off(
     return message.answer(
         t(
             lang,
-            "recurring_stopped",
+            "recurring_stopped_income" if stopped.kind == "income" else "recurring_stopped",
             id=stopped.id,
-            amount=format_money(stopped.amount, lang, runtime.settings.currency_symbol),
+            amount=format_money(stopped.amount, stopped.currency, lang),
             description=stopped.description,
         )
     )
