@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from datetime import timedelta
+from itertools import pairwise
 from typing import Any
 
 import psycopg2
@@ -173,3 +174,18 @@ def test_a_user_who_blocks_the_bot_between_the_photo_and_the_document_loses_only
 def test_a_caption_over_telegrams_limit_is_refused_where_the_message_is_built():
     with pytest.raises(ValueError, match="1024"):
         Attachment("sendPhoto", "chart.png", CHART, "image/png", caption="я" * (MAX_CAPTION_LENGTH + 1))
+
+
+def test_the_files_are_paced_like_texts_a_second_apart_in_one_chat_with_no_429(aws, template, clean_database):
+    from expensebot.clock import VirtualClock
+    from tests.integration.test_pacing import START, paced_system
+
+    clock = VirtualClock(START)
+    with paced_system(template, clean_database, clock) as system:
+        _user(42)
+        assert deliver(get_runtime(), _report(42, key="paced")) is Delivery.SENT
+        calls = [c for c in system.telegram.calls if c.params.get("chat_id") == 42]
+
+    assert [(c.method, c.status) for c in calls] == [("sendMessage", 200), ("sendPhoto", 200), ("sendDocument", 200)]
+    gaps = [(later.at - earlier.at).total_seconds() for earlier, later in pairwise(calls)]
+    assert all(gap >= 1.0 for gap in gaps), gaps
