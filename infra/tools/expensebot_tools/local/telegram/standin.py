@@ -108,7 +108,7 @@ class TelegramStandIn(BotApi):
         self._outbox_path = Path(outbox_path) if outbox_path is not None else None
         # Files go beside the outbox unless told otherwise; with neither, they stay in memory only.
         if files_dir is None and self._outbox_path is not None:
-            files_dir = self._outbox_path.with_name(self._outbox_path.name + ".files")
+            files_dir = self.files_dir_of(self._outbox_path)
         self._files_dir = Path(files_dir) if files_dir is not None else None
         self._fail_fraction = fail_fraction
         self._timeout_fraction = timeout_fraction
@@ -128,6 +128,11 @@ class TelegramStandIn(BotApi):
         self.calls: list[RecordedCall] = []
         # Unexpected exceptions inside the stand-in, kept rather than printed.
         self.errors: list[BaseException] = []
+
+    @staticmethod
+    def files_dir_of(outbox_path: Path) -> Path:
+        """Where the files sent go by default: `<outbox>.files`, beside the outbox."""
+        return outbox_path.with_name(outbox_path.name + ".files")
 
     # ------------------------------------------------------------ lifecycle
 
