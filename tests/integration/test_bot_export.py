@@ -142,6 +142,23 @@ def test_an_english_export_is_comma_separated_with_a_decimal_point(system, updat
     assert files[1].params["document"].filename == "Transactions 2026-03.xlsx"
 
 
+def test_a_description_that_looks_like_a_formula_or_holds_a_control_character_stays_text(system, updates):
+    from openpyxl import load_workbook
+
+    anna = Conversation(system, ANNA, updates)
+    anna.reply("/start")
+    expense(ANNA.user_id, "100", "RUB", "other", "=СУММ(1;2)", datetime(2026, 3, 2, 12, 0, tzinfo=MOSCOW))
+    expense(ANNA.user_id, "200", "RUB", "other", "звонок\x0bмаме", datetime(2026, 3, 3, 12, 0, tzinfo=MOSCOW))
+
+    _, files = export_files(system, anna, "/export")
+
+    sheet = load_workbook(io.BytesIO(files[1].params["document"].content))["Операции"]
+    assert (sheet["D2"].value, sheet["D2"].data_type) == ("=СУММ(1;2)", "s")
+    assert sheet["D3"].value == "звонокмаме"
+    rows = list(csv.reader(io.StringIO(files[0].params["document"].content.decode("utf-8-sig")), delimiter=";"))
+    assert [row[3] for row in rows[1:]] == ["=СУММ(1;2)", "звонок\x0bмаме"]  # the CSV keeps what was written
+
+
 def test_a_month_with_nothing_says_so_and_sends_no_file(system, updates):
     anna = Conversation(system, ANNA, updates)
     anna.reply("/start")

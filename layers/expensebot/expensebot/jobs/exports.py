@@ -155,8 +155,14 @@ def build_xlsx(entries: Sequence[Entry], language: str, first_currency: str | No
     """The workbook's bytes: the rows, then a sheet of totals per currency."""
     # Imported here, not at the module's top: only an export needs it (see the module's docstring).
     from openpyxl import Workbook
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
     from openpyxl.styles import Font
     from openpyxl.utils import get_column_letter
+
+    def text(value: str) -> str:
+        # XML 1.0 cannot hold most control characters, and openpyxl refuses them rather than drop them: one
+        # stray \x0b in a description would fail the whole export.
+        return ILLEGAL_CHARACTERS_RE.sub("", value)
 
     book = Workbook()
     book.properties.creator = "ExpenseBot"
@@ -168,11 +174,15 @@ def build_xlsx(entries: Sequence[Entry], language: str, first_currency: str | No
     sheet.append(_headers(language))
     date_format = "DD.MM.YYYY" if language == "ru" else "YYYY-MM-DD"
     for entry in entries:
-        sheet.append([entry.day, _type_name(language, entry), category_name(language, entry.category),
-                      entry.description, entry.amount, entry.currency])
+        sheet.append([entry.day, _type_name(language, entry), text(category_name(language, entry.category)),
+                      text(entry.description), entry.amount, entry.currency])
         row = sheet.max_row
         sheet.cell(row, 1).number_format = date_format
         sheet.cell(row, 5).number_format = _amount_format(entry.currency)
+        for column in (3, 4):
+            # openpyxl takes a string that starts with "=" for a formula: "=)" typed as a description would
+            # open as a broken formula. What the user wrote stays text.
+            sheet.cell(row, column).data_type = "s"
     for cell in sheet[1]:
         cell.font = Font(bold=True)
     sheet.freeze_panes = "A2"
