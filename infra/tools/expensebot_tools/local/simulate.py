@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import time
 import traceback
 import uuid
@@ -445,6 +446,8 @@ def simulate(*, start: datetime, end: datetime, zone_name: str, updates: list[Ha
     if outbox is not None:
         outbox.parent.mkdir(parents=True, exist_ok=True)
         outbox.write_text("", encoding="utf-8")
+        # The files of an earlier run would sit beside this run's outbox under the same message ids.
+        shutil.rmtree(TelegramStandIn.files_dir_of(outbox), ignore_errors=True)
     if metrics is not None:
         metrics.parent.mkdir(parents=True, exist_ok=True)
         metrics.write_text("", encoding="utf-8")
