@@ -272,3 +272,17 @@ def test_every_period_is_checked_in_one_statement(system, sql_statements):
         (7101, "week", date(2026, 3, 9), 90, 6),
         (7102, "month", date(2026, 3, 1), 90, 22),
     ]
+
+
+def test_the_monthly_report_shows_the_months_budgets_only(system):
+    from expensebot.jobs.monthly_reports import build_monthly_report
+
+    seed_budget(7200, "month", "30000")
+    seed_budget(7200, "week", "3000")
+    seed_budget(7200, "day", "500", category="cafe")
+    spend(7200, "700", at(10, 8))
+
+    report = build_monthly_report(get_runtime(), 7200, date(2026, 3, 1))
+
+    assert [(b.category, b.limit, b.spent) for b in report.budgets] == [(None, Decimal("30000.00"),
+                                                                          Decimal("700.00"))]

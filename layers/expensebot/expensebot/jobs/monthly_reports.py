@@ -355,7 +355,7 @@ SELECT 'spend' AS source, e.spent_at >= %(start)s AS this_month, e.category,
 UNION ALL
 SELECT 'budget', NULL::boolean, b.category, b.amount, NULL::bigint
   FROM budgets b
- WHERE b.user_id = %(user_id)s
+ WHERE b.user_id = %(user_id)s AND b.period = 'month'
 """
 
 
