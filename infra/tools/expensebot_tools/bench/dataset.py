@@ -49,6 +49,17 @@ from rich.progress import Progress
 
 from expensebot.categories import CATEGORIES
 from expensebot_tools.bench import BENCH_DIR, progress_bar
+from expensebot_tools.bench.dataset_rows import (
+    CURRENCY_SHARES,
+    NULL,
+    SECOND_CURRENCY_SHARE,
+    GeneratedUser,
+    copy_rows,
+    money_text,
+    scaled,
+    write_budgets,
+    write_incomes,
+)
 from expensebot_tools.local.stack import EmbeddedPostgres, migrate_database
 
 # Bumped whenever the generator's output changes, so an old data set is not taken for a new one.
@@ -56,7 +67,6 @@ GENERATOR_VERSION = 2
 DATABASE_NAME = "expensebot_bench"
 WINDOW_DAYS = 790
 FIRST_USER_ID = 10_000_001
-THRESHOLDS = (80, 90, 100)  # the default BUDGET_THRESHOLDS: the alert history is made for these
 
 # category: (share of expenses, median amount in roubles, log-normal sigma, descriptions)
 _CATEGORY_SHAPE: dict[str, tuple[float, float, float, tuple[str, ...]]] = {
@@ -80,20 +90,6 @@ _RECURRING: tuple[tuple[str, str, int, int, tuple[int, ...] | None], ...] = (
     ("health", "фитнес-клуб", 1_500, 5_000, None),
     ("other", "кредит", 5_000, 40_000, (5, 15, 20, 29, 31)),
 )
-# (ISO code, share of users, roughly how many roubles one unit is worth: amounts are drawn in roubles and
-# scaled, so that a user's numbers look like their currency's)
-_CURRENCIES: tuple[tuple[str, float, float], ...] = (("RUB", 84, 1.0), ("KZT", 7, 0.2), ("USD", 5, 90.0),
-                                                      ("EUR", 4, 100.0))
-_SECOND_CURRENCY_SHARE = 0.02  # expenses in another currency than the user's own
-_INCOME_MONTHS = 6  # incomes cover this many months before "now", this one included
-# (category, description, median in roubles, log-normal sigma) of the incomes beside a salary
-_OTHER_INCOMES: tuple[tuple[str, str, float, float], ...] = (
-    ("bonus", "премия", 40_000, 0.6),
-    ("freelance", "фриланс", 25_000, 0.8),
-    ("cashback", "кешбэк", 900, 0.7),
-    ("gift", "подарок", 5_000, 0.9),
-)
-NULL = "\\N"  # COPY's text format for NULL
 _FIRST_NAMES = ("Анна", "Борис", "Вера", "Глеб", "Дарья", "Егор", "Жанна", "Илья", "Ксения", "Лев", "Emma", "John")
 
 
@@ -299,22 +295,6 @@ def vacuum(conn: psycopg2.extensions.connection, *tables: str) -> None:
 # --- the generator ---
 
 @dataclass
-class _User:
-    user_id: int
-    created_at: datetime
-    weight: float
-    language: str
-    active: bool
-    last_seen_at: datetime
-    currency: int  # index into _CURRENCIES
-
-
-def _scaled(kopecks: int, currency: int) -> int:
-    """An amount drawn in roubles (kopecks) in the currency's minor units (at least one unit)."""
-    return max(100, int(kopecks / _CURRENCIES[currency][2]))
-
-
-@dataclass
 class _Recurring:
     id: int
     user_index: int
@@ -325,10 +305,6 @@ class _Recurring:
     active: bool
     created_at: datetime
     booked_until: date  # the last due date that may have been booked
-
-
-def _money(kopecks: int) -> str:
-    return f"{kopecks // 100}.{kopecks % 100:02d}"
 
 
 def due_dates(day_of_month: int, first: date, last: date) -> Iterator[date]:
@@ -358,10 +334,10 @@ def generate(url: str, spec: DatasetSpec, *, timezone: str = "Europe/Moscow",
     r = rng.random
 
     # Users: when they joined, how much they write.
-    users: list[_User] = []
+    users: list[GeneratedUser] = []
     span = (now - timedelta(days=1) - window_start).total_seconds()
     currency_cumulative: list[float] = []
-    for _, share, _ in _CURRENCIES:
+    for _, share, _ in CURRENCY_SHARES:
         currency_cumulative.append((currency_cumulative[-1] if currency_cumulative else 0.0) + share)
     for i in range(spec.users):
         if r() < 0.35:
@@ -373,7 +349,7 @@ def generate(url: str, spec: DatasetSpec, *, timezone: str = "Europe/Moscow",
         active = r() >= 0.02
         last_seen = max(created, now - timedelta(seconds=rng.expovariate(1 / (7 * 86400))))
         currency = bisect.bisect_right(currency_cumulative, r() * currency_cumulative[-1])
-        users.append(_User(FIRST_USER_ID + i, created, weight, language, active, last_seen, currency))
+        users.append(GeneratedUser(FIRST_USER_ID + i, created, weight, language, active, last_seen, currency))
     # A trip abroad: a rouble user spends in USD (even ids) or EUR (odd ids), the others in roubles.
     second_currency = [(2 if u.user_id % 2 == 0 else 3) if u.currency == 0 else 0 for u in users]
 
@@ -387,7 +363,7 @@ def generate(url: str, spec: DatasetSpec, *, timezone: str = "Europe/Moscow",
         for _ in range(1 + int(r() * 3)):
             category, description, low, high, days = _RECURRING[int(r() * len(_RECURRING))]
             day = days[int(r() * len(days))] if days else 1 + int(r() * 31)
-            kopecks = _scaled((low + int(r() * (high - low))) * 100 + (90 if r() < 0.3 else 0), user.currency)
+            kopecks = scaled((low + int(r() * (high - low))) * 100 + (90 if r() < 0.3 else 0), user.currency)
             created = user.created_at + (now - timedelta(days=1) - user.created_at) * r()
             active = r() >= 0.15
             if active:
@@ -481,15 +457,15 @@ def generate(url: str, spec: DatasetSpec, *, timezone: str = "Europe/Moscow",
                     f"{_FIRST_NAMES[user.user_id % len(_FIRST_NAMES)]}\t{user.language}\t"
                     f"{'t' if user.active else 'f'}\t{NULL if user.active else 'blocked'}\t"
                     f"{user.created_at.isoformat()}\t{user.last_seen_at.isoformat()}\t"
-                    f"{_CURRENCIES[user.currency][0]}\n"
+                    f"{CURRENCY_SHARES[user.currency][0]}\n"
                 )
-            _copy(cur, "users (user_id, chat_id, username, first_name, language_code, is_active, "
+            copy_rows(cur, "users (user_id, chat_id, username, first_name, language_code, is_active, "
                        "deactivated_reason, created_at, last_seen_at, currency)", buffer)
             for p in payments:
-                buffer.write(f"{p.id}\t{users[p.user_index].user_id}\t{p.day_of_month}\t{_money(p.kopecks)}\t"
+                buffer.write(f"{p.id}\t{users[p.user_index].user_id}\t{p.day_of_month}\t{money_text(p.kopecks)}\t"
                              f"{p.description}\t{p.category}\t{'t' if p.active else 'f'}\t"
-                             f"{p.created_at.isoformat()}\t{_CURRENCIES[users[p.user_index].currency][0]}\n")
-            _copy(cur, "recurring_payments (id, user_id, day_of_month, amount, description, category, is_active, "
+                             f"{p.created_at.isoformat()}\t{CURRENCY_SHARES[users[p.user_index].currency][0]}\n")
+            copy_rows(cur, "recurring_payments (id, user_id, day_of_month, amount, description, category, is_active, "
                        "created_at, currency)", buffer)
 
             task = progress.add_task("expenses", total=spec.expenses) if progress else None
@@ -508,9 +484,9 @@ def generate(url: str, spec: DatasetSpec, *, timezone: str = "Europe/Moscow",
                     second = int(r() * day_seconds)
                     user_index = order[bisect.bisect_right(cumulative, r() * weight_here, 0, joined)]
                     c = bisect.bisect_right(category_cumulative, r() * acc)
-                    currency = (second_currency[user_index] if r() < _SECOND_CURRENCY_SHARE
+                    currency = (second_currency[user_index] if r() < SECOND_CURRENCY_SHARE
                                 else users[user_index].currency)
-                    kopecks = _scaled(int(math.exp(rng.gauss(mus[c], sigmas[c])) * 100), currency)
+                    kopecks = scaled(int(math.exp(rng.gauss(mus[c], sigmas[c])) * 100), currency)
                     if r() < 0.6:
                         kopecks = max(100, kopecks // 100 * 100)
                     options = descriptions[c]
@@ -524,8 +500,8 @@ def generate(url: str, spec: DatasetSpec, *, timezone: str = "Europe/Moscow",
                     expense_id += 1
                     stamp = f"{prefix}{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}{offset}"
                     buffer.write(
-                        f"{expense_id}\t{users[user_index].user_id}\t{_money(kopecks)}\t"
-                        f"{_CURRENCIES[currency][0]}\t{categories[c]}\t"
+                        f"{expense_id}\t{users[user_index].user_id}\t{money_text(kopecks)}\t"
+                        f"{CURRENCY_SHARES[currency][0]}\t{categories[c]}\t"
                         f"{description}\t{stamp}\t{stamp}\t{NULL if payment_id is None else payment_id}\t"
                         f"{NULL if due is None else due.isoformat()}\n"
                     )
@@ -537,7 +513,7 @@ def generate(url: str, spec: DatasetSpec, *, timezone: str = "Europe/Moscow",
                                 per_category[categories[c]] = per_category.get(categories[c], 0) + kopecks
                 pending += len(rows)
                 if pending >= 50_000 or day == today:
-                    _copy(cur, "expenses (id, user_id, amount, currency, category, description, spent_at, "
+                    copy_rows(cur, "expenses (id, user_id, amount, currency, category, description, spent_at, "
                                "created_at, recurring_payment_id, due_date)", buffer)
                     if progress is not None and task is not None:
                         progress.advance(task, pending)
@@ -551,8 +527,8 @@ def generate(url: str, spec: DatasetSpec, *, timezone: str = "Europe/Moscow",
                 cur.execute(definition)
                 if progress is not None:
                     progress.advance(index_task)
-            _write_incomes(cur, rng, users, now, progress)
-            _write_budgets(cur, rng, users, earlier_months, {"month": this_months, "week": this_weeks, "day": todays},
+            write_incomes(cur, rng, users, now, progress)
+            write_budgets(cur, rng, users, earlier_months, {"month": this_months, "week": this_weeks, "day": todays},
                            now, {"month": this_month, "week": week_start, "day": today})
             for table in ("recurring_payments", "expenses", "incomes", "budgets"):
                 # The ids were given explicitly: the sequences go on after them.
@@ -572,121 +548,6 @@ def generate(url: str, spec: DatasetSpec, *, timezone: str = "Europe/Moscow",
     finally:
         conn.close()
     return seconds
-
-
-def _write_incomes(cur: Any, rng: random.Random, users: list[_User], now: datetime,
-                   progress: Progress | None) -> None:
-    """The incomes of the last _INCOME_MONTHS months, in time order: a monthly salary on the user's pay day
-    (or in two halves, on the 10th and the 25th) for 65 % of users, and now and then another income."""
-    r = rng.random
-    tz = now.tzinfo
-    months: list[date] = [now.date().replace(day=1)]
-    while len(months) < _INCOME_MONTHS:
-        months.insert(0, (months[0] - timedelta(days=1)).replace(day=1))
-    rows: list[tuple[datetime, int, int, str, str]] = []
-    for index, user in enumerate(users):
-        salaried = r() < 0.65
-        halves = salaried and r() < 0.125
-        pay_day = (5, 10, 15, 20, 25, 28)[int(r() * 6)]
-        salary = _scaled(int(math.exp(rng.gauss(math.log(90_000), 0.5))) // 1_000 * 100_000, user.currency)
-        for month in months:
-            last_day = calendar.monthrange(month.year, month.month)[1]
-            paid: list[tuple[int, int, str, str]] = []
-            if salaried:
-                if halves:
-                    paid += [(10, salary // 2, "salary", "аванс"), (25, salary - salary // 2, "salary", "зарплата")]
-                else:
-                    paid.append((min(pay_day, last_day), salary, "salary", "зарплата"))
-            if r() < (1 / 6 if salaried else 0.1):
-                category, description, median, sigma = _OTHER_INCOMES[int(r() * len(_OTHER_INCOMES))]
-                kopecks = _scaled(int(math.exp(rng.gauss(math.log(median), sigma))) * 100, user.currency)
-                paid.append((1 + int(r() * last_day), kopecks, category, description))
-            for day, kopecks, category, description in paid:
-                received = datetime(month.year, month.month, day, 9, tzinfo=tz) + timedelta(seconds=int(r() * 36_000))
-                if user.created_at <= received <= now:
-                    rows.append((received, index, kopecks, category, description))
-    rows.sort(key=lambda row: (row[0], row[1]))
-    task = progress.add_task("incomes", total=len(rows)) if progress is not None else None
-    buffer = io.StringIO()
-    for income_id, (received, index, kopecks, category, description) in enumerate(rows, start=1):
-        user = users[index]
-        stamp = received.isoformat()
-        buffer.write(f"{income_id}\t{user.user_id}\t{_money(kopecks)}\t{_CURRENCIES[user.currency][0]}\t"
-                     f"{category}\t{description}\t{stamp}\t{stamp}\n")
-    _copy(cur, "incomes (id, user_id, amount, currency, category, description, received_at, created_at)", buffer)
-    if progress is not None and task is not None:
-        progress.advance(task, len(rows))
-
-
-# How a period's budget is drawn: its share of the three earlier months' spending (usual = months' total /
-# divisor), the step its amount is rounded to (minor units) and, for a user without history, the share of a
-# month's made-up budget.
-_BUDGET_SHAPE: dict[str, tuple[int, int]] = {"month": (3, 10_000), "week": (13, 1_000), "day": (90, 1_000)}
-_NO_HISTORY_DIVISOR = {"month": 1, "week": 4, "day": 30}
-
-
-def _write_budgets(cur: Any, rng: random.Random, users: list[_User], earlier_months: dict[int, dict[str, int]],
-                   spent_now: dict[str, dict[int, dict[str, int]]], now: datetime,
-                   period_starts: dict[str, date]) -> None:
-    """Budgets in the user's currency near their usual spending (x0.7-1.5 of the last three months'
-    average for the period): a month's for 30 % of users (and category budgets for some), a week's for 8 %,
-    a day's for 2 % (cafés or everything); and the alerts already sent in the current period for about half
-    of those over a threshold."""
-    r = rng.random
-    budgets = io.StringIO()
-    alerts = io.StringIO()
-    budget_id = 0
-
-    def add(user_index: int, period: str, category: str | None, earlier: int) -> None:
-        nonlocal budget_id
-        user = users[user_index]
-        divisor, step = _BUDGET_SHAPE[period]
-        usual = earlier // divisor
-        if usual <= 0:  # no history yet: a round guess, a month's share of 500-3,000 roubles' worth
-            usual = _scaled((50 + int(r() * 250)) * 10_000, user.currency) // _NO_HISTORY_DIVISOR[period]
-        kopecks = max(5 * step, round(usual * (0.7 + 0.8 * r()) / step) * step)
-        created = user.created_at + (now - user.created_at) * r()
-        budget_id += 1
-        budgets.write(f"{budget_id}\t{user.user_id}\t{period}\t{category or NULL}\t{_money(kopecks)}\t"
-                      f"{_CURRENCIES[user.currency][0]}\t{created.isoformat()}\t{created.isoformat()}\n")
-        current = spent_now[period].get(user_index, {})
-        spent = sum(current.values()) if category is None else current.get(category, 0)
-        crossed = [t for t in THRESHOLDS if spent * 100 >= kopecks * t]
-        chance = r()
-        if not crossed:
-            return
-        if chance < 0.45 and len(crossed) >= 2:
-            alerted = crossed[-2]  # alerted at a lower threshold earlier this period: the next one is due
-        elif chance < 0.70:
-            alerted = crossed[-1]  # already told about where it stands: nothing new to send
-        else:
-            return
-        alerts.write(f"{budget_id}\t{period_starts[period].isoformat()}\t{alerted}\t{now.isoformat()}\n")
-
-    for index in range(len(users)):
-        earlier = earlier_months.get(index, {})
-        usual_total = sum(earlier.values())
-        has_monthly = r() < 0.30
-        if has_monthly:
-            add(index, "month", None, usual_total)
-        if r() < (0.40 if has_monthly else 0.05):
-            favourites = sorted(earlier, key=lambda c: (-earlier[c], c))[: 1 + (r() < 0.4)] or ["cafe"]
-            for category in favourites:
-                add(index, "month", category, earlier.get(category, 0))
-        if r() < 0.08:
-            add(index, "week", None, usual_total)
-        if r() < 0.02:
-            category = "cafe" if r() < 0.5 else None
-            add(index, "day", category, usual_total if category is None else earlier.get(category, 0))
-    _copy(cur, "budgets (id, user_id, period, category, amount, currency, created_at, updated_at)", budgets)
-    _copy(cur, "budget_alerts (budget_id, period_start, threshold, created_at)", alerts)
-
-
-def _copy(cur: Any, target: str, buffer: io.StringIO) -> None:
-    buffer.seek(0)
-    cur.copy_expert(f"COPY {target} FROM STDIN", buffer)
-    buffer.seek(0)
-    buffer.truncate()
 
 
 def _empty_application_tables(cur: Any) -> None:
