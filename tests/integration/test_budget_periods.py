@@ -286,3 +286,20 @@ def test_the_monthly_report_shows_the_months_budgets_only(system):
 
     assert [(b.category, b.limit, b.spent) for b in report.budgets] == [(None, Decimal("30000.00"),
                                                                           Decimal("700.00"))]
+
+
+def test_a_weeks_alert_delivered_twice_is_sent_once(system):
+    seed_budget(7300, "week", "1000")
+    spend(7300, "950", at(10, 8))
+    system.telegram.add_chat(7300)
+
+    system.fire_schedule("CheckBudgetLimitsFunction", at(10, 9, 30))
+    messages = system.receive_raw("NotificationsQueue")
+    assert len(messages) == 1
+    assert system.invoke_worker("NotificationsQueue", messages) == {"batchItemFailures": []}
+    assert system.invoke_worker("NotificationsQueue", messages) == {"batchItemFailures": []}
+
+    assert len(system.telegram.sent_messages(7300)) == 1
+    assert rows("SELECT dedupe_key, status FROM notifications WHERE kind = 'budget_alert'") == [
+        (f"budget_alert:{rows('SELECT id FROM budgets')[0][0]}:week:2026-03-09:90", "sent")
+    ]
