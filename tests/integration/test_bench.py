@@ -91,6 +91,38 @@ def test_the_data_set_has_the_shape_the_jobs_need(bench_url):
     assert misbooked == 0
 
 
+def test_the_data_set_has_currencies_incomes_and_budget_periods_in_realistic_shares(bench_url):
+    ensure_dataset(bench_url, DatasetSpec(users=2_000, expenses=20_000, seed=3), console=_quiet())
+
+    (shares,) = _one(bench_url, "SELECT json_object_agg(currency, n) FROM"
+                                " (SELECT currency, count(*) AS n FROM users GROUP BY currency) c")
+    assert set(shares) == {"RUB", "KZT", "USD", "EUR"}
+    assert shares["RUB"] > 0.75 * 2_000 and all(shares[code] > 20 for code in ("KZT", "USD", "EUR"))
+    # Most expenses are in the user's own currency, a few in a second one.
+    other, total = _one(bench_url, "SELECT count(*) FILTER (WHERE e.currency <> u.currency), count(*)"
+                                   " FROM expenses e JOIN users u USING (user_id)")
+    assert 0 < other < 0.05 * total
+    salaried, salary_months, others = _one(
+        bench_url,
+        "SELECT count(DISTINCT user_id) FILTER (WHERE category = 'salary'),"
+        " count(DISTINCT date_trunc('month', received_at)) FILTER (WHERE category = 'salary'),"
+        " count(*) FILTER (WHERE category <> 'salary') FROM incomes",
+    )
+    assert 0.5 * 2_000 < salaried < 0.75 * 2_000 and salary_months == 6 and others > 0
+    (periods,) = _one(bench_url, "SELECT json_object_agg(period, n) FROM"
+                                 " (SELECT period, count(*) AS n FROM budgets GROUP BY period) p")
+    assert periods["month"] > periods["week"] > periods["day"] > 0
+    (foreign_budgets,) = _one(bench_url, "SELECT count(*) FROM budgets b JOIN users u USING (user_id)"
+                                         " WHERE b.currency <> u.currency")
+    assert foreign_budgets == 0
+    # Alerts already sent are keyed by their period's start: 1 March, Monday 30 March, today (31 March).
+    (starts,) = _one(bench_url, "SELECT json_object_agg(period, s) FROM (SELECT b.period,"
+                                " array_agg(DISTINCT a.period_start::text) AS s FROM budget_alerts a"
+                                " JOIN budgets b ON b.id = a.budget_id GROUP BY b.period) x")
+    assert starts["month"] == ["2026-03-01"] and starts["week"] == ["2026-03-30"]
+    assert starts.get("day", ["2026-03-31"]) == ["2026-03-31"]
+
+
 def test_a_data_set_already_there_is_reused_and_a_database_with_other_data_is_refused(bench_url):
     ensure_dataset(bench_url, TINY, console=_quiet())
     before = fingerprint(bench_url)

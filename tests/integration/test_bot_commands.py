@@ -16,6 +16,7 @@ ANNA = FakeUser(user_id=1001, first_name="Анна", username="anna")
 BORIS = FakeUser(user_id=1002, first_name="Борис")
 EMMA = FakeUser(user_id=1004, first_name="Emma", language_code="en")
 NBSP = "\u00a0"
+NO_BUDGETS = "Бюджетов пока нет. Задайте: /budget 30000 (на месяц), /budget week 3000 или /budget day 1000 кафе"
 
 
 @pytest.fixture
@@ -130,7 +131,7 @@ def test_the_month_total_counts_only_this_month_and_only_the_users_own_expenses(
 
 
 def test_budget_sets_the_monthly_and_a_category_budget_and_shows_spent_limit_and_percent(anna):
-    assert anna.reply("/budget 30000") == f"Месячный бюджет: 30{NBSP}000,00{NBSP}₽."
+    assert anna.reply("/budget 30000") == f"Бюджет на месяц: 30{NBSP}000,00{NBSP}₽."
     assert anna.reply("/budget кафе 5000") == f"Бюджет на «кафе и рестораны»: 5{NBSP}000,00{NBSP}₽ в месяц."
     anna.reply("2000 кофе")
     anna.reply("1000 такси")
@@ -138,8 +139,9 @@ def test_budget_sets_the_monthly_and_a_category_budget_and_shows_spent_limit_and
     shown = anna.reply("/budget")
 
     assert shown == (
-        f"Весь месяц: 3{NBSP}000,00{NBSP}₽ из 30{NBSP}000,00{NBSP}₽ (10 %)\n"
-        f"кафе и рестораны: 2{NBSP}000,00{NBSP}₽ из 5{NBSP}000,00{NBSP}₽ (40 %)"
+        "На месяц, осталось 22 дня:\n"
+        f"• всего: 3{NBSP}000,00{NBSP}₽ из 30{NBSP}000,00{NBSP}₽ (10 %), осталось 27{NBSP}000,00{NBSP}₽\n"
+        f"• кафе и рестораны: 2{NBSP}000,00{NBSP}₽ из 5{NBSP}000,00{NBSP}₽ (40 %), осталось 3{NBSP}000,00{NBSP}₽"
     )
     assert rows("SELECT category, amount FROM budgets ORDER BY category NULLS FIRST") == [
         (None, Decimal("30000.00")), ("cafe", Decimal("5000.00"))
@@ -150,17 +152,17 @@ def test_setting_a_budget_again_replaces_it(anna):
     anna.reply("/budget 30000")
     anna.reply("/budget 25000")
 
-    assert rows("SELECT category, amount FROM budgets") == [(None, Decimal("25000.00"))]
+    assert rows("SELECT period, category, amount FROM budgets") == [("month", None, Decimal("25000.00"))]
 
 
 def test_budget_without_any_budget_says_how_to_set_one(anna):
-    assert anna.reply("/budget") == "Бюджетов пока нет. Задайте: /budget 30000"
+    assert anna.reply("/budget") == NO_BUDGETS
 
 
 def test_budget_shows_only_the_users_own_budgets(anna, boris):
     boris.reply("/budget 1000")
 
-    assert anna.reply("/budget") == "Бюджетов пока нет. Задайте: /budget 30000"
+    assert anna.reply("/budget") == NO_BUDGETS
 
 
 # ---------------------------------------------------------------- /recurring, /recurring_off
@@ -300,7 +302,9 @@ def test_english_speaking_users_get_every_reply_in_english(emma):
     assert emma.reply("/help").startswith("Commands:")
     assert emma.reply("/budget cafe 5000") == 'Budget for "cafés and restaurants": 5,000.00 ₽ a month.'
     assert emma.reply("lunch 450.50").startswith("Recorded 450.50 ₽ — cafés and restaurants (lunch).")
-    assert emma.reply("/budget") == "cafés and restaurants: 450.50 ₽ of 5,000.00 ₽ (9 %)"
+    assert emma.reply("/budget") == (
+        "For the month, 22 days left:\n• cafés and restaurants: 450.50 ₽ of 5,000.00 ₽ (9 %), 4,549.50 ₽ left"
+    )
     added = emma.reply("/recurring 30 1200.00 phone bill")
     payment_id = rows("SELECT id FROM recurring_payments")[0][0]
     assert added == (

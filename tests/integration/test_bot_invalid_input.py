@@ -46,6 +46,10 @@ def assert_refused(anna: Conversation, text: str, expected: str) -> None:
     assert "Traceback" not in reply and "Error" not in reply
 
 
+USAGE = ("Так: /budget 30000 — на месяц, /budget week 3000, /budget day 1000 кафе; "
+         "убрать: /budget off [week|day] [кафе]")
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -78,17 +82,18 @@ def test_an_expense_without_a_number_gets_the_hint_and_is_not_stored(anna, text)
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("/budget 0", "Сумма «0» не подходит: она должна быть больше нуля."),
-        ("/budget -100", "Сумма «-100» не подходит: она должна быть больше нуля."),
+        ("/budget 0", "Сумма «0» не подходит: она должна быть больше нуля.\nЧтобы убрать бюджет: /budget off"),
+        ("/budget -100", "Сумма «-100» не подходит: она должна быть больше нуля.\nЧтобы убрать бюджет: /budget off"),
         ("/budget abc", "Сумма «abc» не подходит: это не число."),
         ("/budget 1.234", "Сумма «1.234» не подходит: больше двух знаков после запятой."),
         ("/budget 2000000000", f"Сумма «2000000000» не подходит: она больше {MAX_AMOUNT_RU}."),
         ("/budget ٥٠٠٠", "Сумма «٥٠٠٠» не подходит: пишите сумму цифрами 0–9."),
         ("/budget " + "9" * 5000, TOO_LONG),
-        ("/budget кафе 0", "Сумма «0» не подходит: она должна быть больше нуля."),
+        ("/budget кафе 0",
+         "Сумма «0» не подходит: она должна быть больше нуля.\nЧтобы убрать бюджет: /budget off кафе"),
         ("/budget кафе много", "Сумма «много» не подходит: это не число."),
-        ("/budget кафе 5000 в месяц", "Так: /budget 30000 или /budget кафе 5000"),
-        ("/budget неведомое 5000", "Так: /budget 30000 или /budget кафе 5000"),
+        ("/budget кафе 5000 в месяц", USAGE),
+        ("/budget неведомое 5000", USAGE),
     ],
 )
 def test_an_invalid_budget_is_explained_and_not_stored(anna, text, expected):

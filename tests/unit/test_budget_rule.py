@@ -88,7 +88,8 @@ def make_alert(**overrides: object) -> BudgetAlert:
         "chat_id": 42,
         "language_code": None,
         "category": None,
-        "month": date(2026, 3, 1),
+        "period_start": date(2026, 3, 1),
+        "currency": "RUB",
         "threshold": 90,
         "spent": Decimal("1234567.5"),
         "limit": Decimal("1300000"),
@@ -151,13 +152,76 @@ def test_an_alert_below_100_percent_does_not_say_the_budget_is_used_up() -> None
     assert "used up" not in alert_text(make_alert(threshold=80, language_code="en"))
 
 
-def test_an_alert_is_written_in_the_budgets_currency() -> None:
-    text = alert_text(make_alert(language_code="en", spent=Decimal("10"), limit=Decimal("12")).model_copy(
-        update={"currency": "EUR"}))
+def test_an_alert_is_in_the_budgets_currency() -> None:
+    text = alert_text(make_alert(language_code="en", spent=Decimal("10"), limit=Decimal("12"), currency="EUR"))
 
     assert "10.00 €" in text
     assert "12.00 €" in text
     assert "₽" not in text
+
+
+def test_an_alert_in_a_currency_without_minor_units_shows_none() -> None:
+    text = alert_text(make_alert(spent=Decimal("9500"), limit=Decimal("10000"), currency="JPY"))
+
+    assert f"9{NBSP}500{NBSP}¥" in text
+    assert f"10{NBSP}000{NBSP}¥" in text
+
+
+def test_an_alert_queued_before_currencies_is_in_the_default_currency() -> None:
+    assert "€" in alert_text(make_alert(currency=None), default_currency="EUR")
+
+
+def test_a_weeks_alert_names_the_period_the_amount_left_and_the_days_left_in_russian() -> None:
+    text = alert_text(make_alert(period="week", period_start=date(2026, 3, 30), category="cafe", threshold=80,
+                                 spent=Decimal("2500"), limit=Decimal("3000"), days_left=3))
+
+    assert text == (
+        "⚠️ Бюджет «кафе и рестораны» на неделю: перейден порог 80 %.\n"
+        f"Потрачено 2{NBSP}500,00{NBSP}₽ из 3{NBSP}000,00{NBSP}₽ (83 %), осталось 500,00{NBSP}₽.\n"
+        "До конца недели: 3 дня, считая сегодня."
+    )
+
+
+def test_a_months_alert_over_the_limit_says_how_much_over_in_english() -> None:
+    text = alert_text(make_alert(language_code="en", threshold=100, spent=Decimal("31200.50"),
+                                 limit=Decimal("30000"), days_left=1, currency="USD"))
+
+    assert text == (
+        "🚨 Budget for the month used up: past the 100 % mark.\n"
+        "Spent 31,200.50 $ of 30,000.00 $ (104 %), over by 1,200.50 $.\n"
+        "1 day left in the month, today included."
+    )
+
+
+def test_a_days_alert_says_it_starts_again_at_midnight() -> None:
+    russian = alert_text(make_alert(period="day", period_start=date(2026, 3, 5), days_left=1))
+    english = alert_text(make_alert(period="day", period_start=date(2026, 3, 5), days_left=1, language_code="en"))
+
+    assert russian.startswith("⚠️ Бюджет на день:")
+    assert russian.endswith("Бюджет на день начнётся заново в полночь.")
+    assert english.startswith("⚠️ Budget for the day:")
+    assert english.endswith("The day's budget starts again at midnight.")
+
+
+@pytest.mark.parametrize(("days", "words"), [(1, "1 день"), (2, "2 дня"), (5, "5 дней"), (11, "11 дней"),
+                                             (21, "21 день"), (24, "24 дня"), (31, "31 день")])
+def test_the_days_left_in_russian_take_the_right_form(days: int, words: str) -> None:
+    assert f"До конца месяца: {words}," in alert_text(make_alert(days_left=days))
+
+
+def test_each_period_has_its_own_dedupe_key_and_a_months_is_the_one_it_had_before_periods() -> None:
+    assert make_alert(threshold=80).dedupe_key == "budget_alert:1:2026-03:80"
+    assert make_alert(period="week", period_start=date(2026, 3, 30)).dedupe_key == "budget_alert:1:week:2026-03-30:90"
+    assert make_alert(period="day", period_start=date(2026, 3, 5)).dedupe_key == "budget_alert:1:day:2026-03-05:90"
+
+
+def test_a_message_queued_before_periods_reads_as_the_months() -> None:
+    alert = BudgetAlert.model_validate({"budget_id": 1, "user_id": 2, "chat_id": 2, "month": "2026-03-01",
+                                        "threshold": 80, "spent": "85", "limit": "100"})
+
+    assert (alert.period, alert.period_start, alert.currency) == ("month", date(2026, 3, 1), None)
+    again = BudgetAlert.model_validate(alert.model_dump(mode="json"))
+    assert again == alert
 
 
 def test_a_category_budget_alert_names_the_category_in_russian() -> None:

@@ -131,7 +131,7 @@ def test_the_message_a_task_builds_carries_its_arguments_as_json() -> None:
     assert restored.task == "notifications.send_budget_alert"
     assert restored.job_run_id == 3
     assert registered.args_model.model_validate(restored.args) == args
-    assert registered.args_model.model_validate(restored.args).month == date(2026, 3, 1)
+    assert registered.args_model.model_validate(restored.args).period_start == date(2026, 3, 1)
 
 
 def test_each_message_gets_its_own_id() -> None:

@@ -112,12 +112,12 @@ def test_both_languages_name_all_twelve_months() -> None:
 
 
 def test_a_text_is_filled_in_with_its_values() -> None:
-    assert t("en", "budget_set", amount="5.00 ₽") == "Monthly budget: 5.00 ₽."
-    assert t("ru", "budget_set", amount="5,00 ₽") == "Месячный бюджет: 5,00 ₽."
+    assert t("en", "budget_set", period="month", amount="5.00 ₽") == "Budget for the month: 5.00 ₽."
+    assert t("ru", "budget_set", period="месяц", amount="5,00 ₽") == "Бюджет на месяц: 5,00 ₽."
 
 
 def test_an_unknown_language_falls_back_to_russian() -> None:
-    assert t("de", "budget_label_total") == RU["budget_label_total"]
+    assert t("de", "budget_total_label") == RU["budget_total_label"]
 
 
 def test_an_unknown_category_is_named_by_its_key() -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from expensebot.categories import guess_category, guess_income_category
 from expensebot.money import totals_by_currency
+from expensebot.periods import PERIOD_BOUNDS_SQL
 
 
 @dataclass(frozen=True)
@@ -129,47 +130,81 @@ def record_income(
 
 
 def set_budget(
-    cur: Any, *, user_id: int, amount: Decimal, category: str | None, now: datetime, currency: str = "RUB"
-) -> None:
-    """A budget is in the currency the user has when setting it; setting it again moves it to the current one."""
+    cur: Any, *, user_id: int, amount: Decimal, category: str | None, period: str, now: datetime
+) -> str:
+    """Sets (or replaces) the user's budget for the period and category, in the user's currency; returns
+    the currency. Setting it again after /currency moves it to the new currency: a budget counts only the
+    expenses in its own."""
     cur.execute(
         """
-        INSERT INTO budgets (user_id, category, amount, currency, created_at, updated_at)
-        VALUES (%s, %s, %s, %s, %s, %s)
-        ON CONFLICT (user_id, (COALESCE(category, ''))) DO UPDATE
+        INSERT INTO budgets (user_id, period, category, amount, currency, created_at, updated_at)
+        SELECT u.user_id, %(period)s, %(category)s, %(amount)s, u.currency, %(now)s, %(now)s
+          FROM users u WHERE u.user_id = %(user_id)s
+        ON CONFLICT (user_id, period, (COALESCE(category, ''))) DO UPDATE
            SET amount = EXCLUDED.amount, currency = EXCLUDED.currency, updated_at = EXCLUDED.updated_at
+        RETURNING currency
         """,
-        (user_id, category, amount, currency, now, now),
+        {"user_id": user_id, "period": period, "category": category, "amount": amount, "now": now},
     )
+    return str(cur.fetchone()["currency"])
+
+
+@dataclass(frozen=True)
+class RemovedBudget:
+    amount: Decimal
+    currency: str
+
+
+def remove_budget(cur: Any, *, user_id: int, period: str, category: str | None) -> RemovedBudget | None:
+    """Removes the user's budget for the period and category (its alerts go with it); None when there is
+    none."""
+    cur.execute(
+        """
+        DELETE FROM budgets
+         WHERE user_id = %s AND period = %s AND COALESCE(category, '') = COALESCE(%s, '')
+        RETURNING amount, currency
+        """,
+        (user_id, period, category),
+    )
+    row = cur.fetchone()
+    return None if row is None else RemovedBudget(row["amount"], row["currency"])
 
 
 @dataclass(frozen=True)
 class BudgetUsage:
+    period: str
     category: str | None
+    currency: str
     limit: Decimal
     spent: Decimal
-    currency: str = "RUB"
+    days_left: int  # in the period, today included
 
     @property
     def percent(self) -> Decimal:
         return self.spent * 100 / self.limit
 
 
-def budget_usage(cur: Any, *, user_id: int, month_start: datetime) -> list[BudgetUsage]:
+def budget_usage(cur: Any, *, user_id: int, as_of: datetime, timezone: str) -> list[BudgetUsage]:
+    """The user's budgets, months first, then weeks, then days, each with what was spent in its period so
+    far (the period that holds `as_of` in the application's zone) in the budget's currency."""
     cur.execute(
-        """
-        SELECT b.category, b.amount AS limit_amount, b.currency,
+        f"""
+        WITH bounds AS ({PERIOD_BOUNDS_SQL})
+        SELECT b.period, b.category, b.currency, b.amount AS limit_amount, p.days_left,
                COALESCE((SELECT SUM(e.amount) FROM expenses e
-                          WHERE e.user_id = b.user_id AND e.spent_at >= %(month_start)s
+                          WHERE e.user_id = b.user_id AND e.spent_at >= p.starts_at AND e.currency = b.currency
                             AND (b.category IS NULL OR e.category = b.category)), 0) AS spent
           FROM budgets b
+          JOIN bounds p ON p.period = b.period
          WHERE b.user_id = %(user_id)s
-         ORDER BY b.category NULLS FIRST
+         ORDER BY array_position(ARRAY['month', 'week', 'day'], b.period), b.category NULLS FIRST
         """,
-        {"user_id": user_id, "month_start": month_start},
+        {"user_id": user_id, "as_of": as_of, "tz": timezone},
     )
     return [
-        BudgetUsage(row["category"], row["limit_amount"], row["spent"], row["currency"]) for row in cur.fetchall()
+        BudgetUsage(row["period"], row["category"], row["currency"], row["limit_amount"], row["spent"],
+                    row["days_left"])
+        for row in cur.fetchall()
     ]
 
 

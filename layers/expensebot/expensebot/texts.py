@@ -81,3 +81,38 @@ def explain_invalid_input(language: str, error: InvalidInput) -> str:
     if error.reason == "too_many_lines":
         return t(language, "too_many_lines", max=MAX_LINES, count=error.value)
     return t(language, "invalid_amount", value=error.value, reason=invalid_reason(language, error))
+
+
+def plural(language: str, count: int, forms: list[str]) -> str:
+    """The form of a noun for a count: Russian has three (1 день, 2 дня, 5 дней; 11-14 take the third),
+    English two (1 day, 2 days)."""
+    if language != "ru":
+        return forms[0] if count == 1 else forms[1]
+    if count % 10 == 1 and count % 100 != 11:
+        return forms[0]
+    if 2 <= count % 10 <= 4 and not 12 <= count % 100 <= 14:
+        return forms[1]
+    return forms[2]
+
+
+def days_count(language: str, days: int) -> str:
+    """'3 дня', '1 day'."""
+    forms = catalog(language if language in LANGUAGES else DEFAULT_LANGUAGE)["days_forms"]
+    return f"{days} {plural(language, days, forms)}"
+
+
+def budget_label(language: str, period: str, category: str | None) -> str:
+    """'на неделю', '«кафе и рестораны» на месяц': which budget a text speaks of."""
+    period_name = t(language, f"budget_period.{period}")
+    if category is None:
+        return t(language, "budget_label_total", period=period_name)
+    return t(language, "budget_label_category", category=category_name(language, category), period=period_name)
+
+
+def days_left_text(language: str, period: str, days_left: int) -> str:
+    """How long the period still runs: a day's budget starts again at midnight; a week's or a month's has
+    `days_left` days, today included."""
+    if period == "day":
+        return t(language, "budget_day_resets")
+    return t(language, "budget_days_left", period=t(language, f"budget_period_of.{period}"),
+             days=days_count(language, days_left))

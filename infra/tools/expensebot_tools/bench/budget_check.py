@@ -1,19 +1,21 @@
-"""budget_check: `plan_budget_alerts` (one statement for every user) against the per-user loop a
-straightforward Django/Celery task would run: for each active user, select the budgets; for each budget,
-select the month's sum and the alerts already sent. Both must find the same (budget, threshold) set.
+"""budget_check: `plan_budget_alerts` (one statement for every user and every period: day, week, month)
+against the per-user loop a straightforward Django/Celery task would run: for each active user, select the
+budgets; for each budget, select its period's sum in its currency and the alerts already sent in the
+period. Both must find the same (budget, threshold) set.
 
-Goals (issue 4): the set-based plan finds every crossing for 100k users in under 2 s here, and at least
-50x faster than the loop. With `--naive-sample N` the loop is timed over N random users and its time
-for all users extrapolated (the JSON line then says `naive_extrapolated: true`)."""
+Goals (issues 4 and 15): the set-based plan finds every crossing for 100k users, over the three periods, in
+under 2 s here, and at least 50x faster than the loop. With `--naive-sample N` the loop is timed over N
+random users and its time for all users extrapolated (the JSON line then says `naive_extrapolated: true`)."""
 
 from __future__ import annotations
 
 import random
 import statistics
-import time
+import time as clock
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import datetime, time, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import psycopg2
 
@@ -21,16 +23,26 @@ from expensebot_tools.bench import BenchContext, benchmark
 from expensebot_tools.bench.explain import captured_statements, print_plans
 
 TIMED_RUNS = 5
+PERIODS = ("month", "week", "day")
+
+
+def period_starts(as_of: datetime, tz: ZoneInfo) -> dict[str, datetime]:
+    """The first instant of the day, the week (from Monday) and the month holding `as_of`, in the zone: what
+    a per-user task computes in Python (Django's timezone.localtime) before it queries."""
+    day = as_of.astimezone(tz).replace(hour=0, minute=0, second=0, microsecond=0)
+    week = datetime.combine(day.date() - timedelta(days=day.weekday()), time.min, tzinfo=tz)
+    return {"day": day, "week": week, "month": day.replace(day=1)}
 
 
 def naive_plan(
-    url: str, timezone: str, user_ids: Sequence[int], month_start: datetime, as_of: datetime, month: date,
-    thresholds: Sequence[int], on_user: object = None,
+    url: str, timezone: str, user_ids: Sequence[int], as_of: datetime, thresholds: Sequence[int],
+    on_user: object = None,
 ) -> tuple[set[tuple[int, int]], int]:
     """The per-user loop: the alerts it would send as (budget_id, threshold), and the queries it ran.
     Autocommit, one query at a time, as Django runs `Budget.objects.filter(user=u)` and `.aggregate()`."""
     from expensebot.jobs.budget_limits import highest_new_threshold
 
+    starts = period_starts(as_of, ZoneInfo(timezone))
     conn = psycopg2.connect(url, options=f"-c timezone={timezone}")
     conn.autocommit = True
     found: set[tuple[int, int]] = set()
@@ -38,24 +50,26 @@ def naive_plan(
     try:
         with conn.cursor() as cur:
             for user_id in user_ids:
-                cur.execute("SELECT id, category, amount FROM budgets WHERE user_id = %s ORDER BY id", (user_id,))
+                cur.execute("SELECT id, period, category, currency, amount FROM budgets WHERE user_id = %s"
+                            " ORDER BY id", (user_id,))
                 queries += 1
-                for budget_id, category, limit in cur.fetchall():
+                for budget_id, period, category, currency, limit in cur.fetchall():
+                    start = starts[period]
                     if category is None:
                         cur.execute(
                             "SELECT COALESCE(SUM(amount), 0) FROM expenses"
-                            " WHERE user_id = %s AND spent_at >= %s AND spent_at <= %s",
-                            (user_id, month_start, as_of),
+                            " WHERE user_id = %s AND currency = %s AND spent_at >= %s AND spent_at <= %s",
+                            (user_id, currency, start, as_of),
                         )
                     else:
                         cur.execute(
-                            "SELECT COALESCE(SUM(amount), 0) FROM expenses"
-                            " WHERE user_id = %s AND category = %s AND spent_at >= %s AND spent_at <= %s",
-                            (user_id, category, month_start, as_of),
+                            "SELECT COALESCE(SUM(amount), 0) FROM expenses WHERE user_id = %s AND currency = %s"
+                            " AND category = %s AND spent_at >= %s AND spent_at <= %s",
+                            (user_id, currency, category, start, as_of),
                         )
                     spent: Decimal = cur.fetchone()[0]
-                    cur.execute("SELECT threshold FROM budget_alerts WHERE budget_id = %s AND month = %s",
-                                (budget_id, month))
+                    cur.execute("SELECT threshold FROM budget_alerts WHERE budget_id = %s AND period_start = %s",
+                                (budget_id, start.date()))
                     already = max((row[0] for row in cur.fetchall()), default=None)
                     queries += 2
                     threshold = highest_new_threshold(spent, limit, thresholds, already)
@@ -72,20 +86,18 @@ def naive_plan(
 def run(ctx: BenchContext) -> None:
     """check_budget_limits: the set-based plan vs the per-user loop (goals: < 2 s, >= 50x)"""
     from expensebot.jobs.budget_limits import plan_budget_alerts
-    from expensebot.periods import month_start
 
     runtime = ctx.runtime()
     as_of = ctx.dataset.now
-    first_instant = month_start(as_of, runtime.settings.tz)
     try:
-        started = time.perf_counter()
+        started = clock.perf_counter()
         alerts = plan_budget_alerts(runtime, as_of)
-        first_seconds = time.perf_counter() - started
+        first_seconds = clock.perf_counter() - started
         timings = []
         for _ in range(TIMED_RUNS):
-            started = time.perf_counter()
+            started = clock.perf_counter()
             again = plan_budget_alerts(runtime, as_of)
-            timings.append(time.perf_counter() - started)
+            timings.append(clock.perf_counter() - started)
             if again != alerts:
                 raise AssertionError("the set-based plan changed between two runs on the same data")
         set_based = statistics.median(timings)
@@ -98,6 +110,8 @@ def run(ctx: BenchContext) -> None:
             "SELECT user_id FROM users WHERE is_active ORDER BY user_id")]
         (counts,) = runtime.db.fetch_all(
             "SELECT (SELECT count(*) FROM users) AS users, (SELECT count(*) FROM budgets) AS budgets")
+        per_period = {row["period"]: row["n"] for row in runtime.db.fetch_all(
+            "SELECT period, count(*) AS n FROM budgets GROUP BY period")}
     finally:
         runtime.db.close()
 
@@ -106,12 +120,12 @@ def run(ctx: BenchContext) -> None:
     timed_users = sorted(random.Random(ctx.options.seed).sample(users, sample)) if extrapolated else users
     with ctx.progress() as progress:
         task = progress.add_task("naive per-user loop", total=len(timed_users))
-        started = time.perf_counter()
+        started = clock.perf_counter()
         naive_found, queries = naive_plan(
-            ctx.dataset.url, ctx.dataset.timezone, timed_users, first_instant, as_of, first_instant.date(),
-            runtime.settings.budget_thresholds, on_user=lambda: progress.advance(task),
+            ctx.dataset.url, ctx.dataset.timezone, timed_users, as_of, runtime.settings.budget_thresholds,
+            on_user=lambda: progress.advance(task),
         )
-        naive_seconds = time.perf_counter() - started
+        naive_seconds = clock.perf_counter() - started
 
     in_scope = set(timed_users)
     set_found = {(a.budget_id, a.threshold) for a in alerts if a.user_id in in_scope}
@@ -127,7 +141,9 @@ def run(ctx: BenchContext) -> None:
         "users": counts["users"],
         "active_users": len(users),
         "budgets": counts["budgets"],
+        **{f"budgets_{period}": per_period.get(period, 0) for period in PERIODS},
         "alerts_planned": len(alerts),
+        **{f"alerts_{period}": sum(1 for a in alerts if a.period == period) for period in PERIODS},
         "set_based_first_seconds": round(first_seconds, 4),
         "set_based_seconds": round(set_based, 4),
         "set_based_runs": TIMED_RUNS,

@@ -13,8 +13,15 @@ data a little over two years in:
 - amounts per category are log-normal, 40 % with kopecks; 8 % of users have recurring payments (any day
   1-31), booked as expenses on their due dates up to yesterday, a few with yesterday's booking missing
   (a missed run to catch up) and today's still to do;
-- 30 % of users have a monthly budget near their usual spending, some have category budgets, and about
-  half the budgets over a threshold have already been alerted at one this month.
+- currencies: 84 % of users keep RUB, 7 % KZT, 5 % USD, 4 % EUR (amounts scaled by a rough rate, so a
+  coffee is 420 ₽, 4.67 $ or 2,100 ₸); 2 % of expenses are in a second currency (a trip: USD or EUR for a
+  rouble user, RUB for the others), which the user's budgets do not count;
+- incomes over the six months before "now" (the monthly report's six-month table): 65 % of users record a
+  salary every month on their pay day (1 in 8 of them in two halves), and 1 in 6 of those months brings
+  another income too (a bonus, freelance work, cashback, a gift);
+- budgets in the user's currency: 30 % of users have a month's budget near their usual spending, 8 % a
+  week's, 2 % a day's (for cafés or for everything), some have category budgets, and about half the budgets
+  over a threshold have already been alerted at one in their period (this month, this week, today).
 
 The data set lives in `.bench/pgdata` (an embedded server) or at `--database-url`, and is reused when it
 holds the same (users, expenses, seed) and generator version."""
@@ -42,14 +49,24 @@ from rich.progress import Progress
 
 from expensebot.categories import CATEGORIES
 from expensebot_tools.bench import BENCH_DIR, progress_bar
+from expensebot_tools.bench.dataset_rows import (
+    CURRENCY_SHARES,
+    NULL,
+    SECOND_CURRENCY_SHARE,
+    GeneratedUser,
+    copy_rows,
+    money_text,
+    scaled,
+    write_budgets,
+    write_incomes,
+)
 from expensebot_tools.local.stack import EmbeddedPostgres, migrate_database
 
 # Bumped whenever the generator's output changes, so an old data set is not taken for a new one.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 DATABASE_NAME = "expensebot_bench"
 WINDOW_DAYS = 790
 FIRST_USER_ID = 10_000_001
-THRESHOLDS = (80, 90, 100)  # the default BUDGET_THRESHOLDS: the alert history is made for these
 
 # category: (share of expenses, median amount in roubles, log-normal sigma, descriptions)
 _CATEGORY_SHAPE: dict[str, tuple[float, float, float, tuple[str, ...]]] = {
@@ -73,7 +90,6 @@ _RECURRING: tuple[tuple[str, str, int, int, tuple[int, ...] | None], ...] = (
     ("health", "фитнес-клуб", 1_500, 5_000, None),
     ("other", "кредит", 5_000, 40_000, (5, 15, 20, 29, 31)),
 )
-NULL = "\\N"  # COPY's text format for NULL
 _FIRST_NAMES = ("Анна", "Борис", "Вера", "Глеб", "Дарья", "Егор", "Жанна", "Илья", "Ксения", "Лев", "Emma", "John")
 
 
@@ -279,16 +295,6 @@ def vacuum(conn: psycopg2.extensions.connection, *tables: str) -> None:
 # --- the generator ---
 
 @dataclass
-class _User:
-    user_id: int
-    created_at: datetime
-    weight: float
-    language: str
-    active: bool
-    last_seen_at: datetime
-
-
-@dataclass
 class _Recurring:
     id: int
     user_index: int
@@ -299,10 +305,6 @@ class _Recurring:
     active: bool
     created_at: datetime
     booked_until: date  # the last due date that may have been booked
-
-
-def _money(kopecks: int) -> str:
-    return f"{kopecks // 100}.{kopecks % 100:02d}"
 
 
 def due_dates(day_of_month: int, first: date, last: date) -> Iterator[date]:
@@ -332,8 +334,11 @@ def generate(url: str, spec: DatasetSpec, *, timezone: str = "Europe/Moscow",
     r = rng.random
 
     # Users: when they joined, how much they write.
-    users: list[_User] = []
+    users: list[GeneratedUser] = []
     span = (now - timedelta(days=1) - window_start).total_seconds()
+    currency_cumulative: list[float] = []
+    for _, share, _ in CURRENCY_SHARES:
+        currency_cumulative.append((currency_cumulative[-1] if currency_cumulative else 0.0) + share)
     for i in range(spec.users):
         if r() < 0.35:
             created = window_start - timedelta(seconds=r() * 365 * 86400)
@@ -343,7 +348,10 @@ def generate(url: str, spec: DatasetSpec, *, timezone: str = "Europe/Moscow",
         language = "en" if r() < 0.15 else "ru"
         active = r() >= 0.02
         last_seen = max(created, now - timedelta(seconds=rng.expovariate(1 / (7 * 86400))))
-        users.append(_User(FIRST_USER_ID + i, created, weight, language, active, last_seen))
+        currency = bisect.bisect_right(currency_cumulative, r() * currency_cumulative[-1])
+        users.append(GeneratedUser(FIRST_USER_ID + i, created, weight, language, active, last_seen, currency))
+    # A trip abroad: a rouble user spends in USD (even ids) or EUR (odd ids), the others in roubles.
+    second_currency = [(2 if u.user_id % 2 == 0 else 3) if u.currency == 0 else 0 for u in users]
 
     # Recurring payments and their bookings (expenses on the due dates).
     payments: list[_Recurring] = []
@@ -355,7 +363,7 @@ def generate(url: str, spec: DatasetSpec, *, timezone: str = "Europe/Moscow",
         for _ in range(1 + int(r() * 3)):
             category, description, low, high, days = _RECURRING[int(r() * len(_RECURRING))]
             day = days[int(r() * len(days))] if days else 1 + int(r() * 31)
-            kopecks = (low + int(r() * (high - low))) * 100 + (90 if r() < 0.3 else 0)
+            kopecks = scaled((low + int(r() * (high - low))) * 100 + (90 if r() < 0.3 else 0), user.currency)
             created = user.created_at + (now - timedelta(days=1) - user.created_at) * r()
             active = r() >= 0.15
             if active:
@@ -419,6 +427,10 @@ def generate(url: str, spec: DatasetSpec, *, timezone: str = "Europe/Moscow",
         before = (before - timedelta(days=1)).replace(day=1)
     earlier_months: dict[int, dict[str, int]] = {}
     this_months: dict[int, dict[str, int]] = {}
+    # This week's (from Monday) and today's spending, for the week's and the day's budgets.
+    week_start = today - timedelta(days=today.weekday())
+    this_weeks: dict[int, dict[str, int]] = {}
+    todays: dict[int, dict[str, int]] = {}
 
     conn = connect(url, timezone)
     try:
@@ -444,16 +456,17 @@ def generate(url: str, spec: DatasetSpec, *, timezone: str = "Europe/Moscow",
                     f"{user.user_id}\t{user.user_id}\tuser{user.user_id - FIRST_USER_ID + 1}\t"
                     f"{_FIRST_NAMES[user.user_id % len(_FIRST_NAMES)]}\t{user.language}\t"
                     f"{'t' if user.active else 'f'}\t{NULL if user.active else 'blocked'}\t"
-                    f"{user.created_at.isoformat()}\t{user.last_seen_at.isoformat()}\n"
+                    f"{user.created_at.isoformat()}\t{user.last_seen_at.isoformat()}\t"
+                    f"{CURRENCY_SHARES[user.currency][0]}\n"
                 )
-            _copy(cur, "users (user_id, chat_id, username, first_name, language_code, is_active, "
-                       "deactivated_reason, created_at, last_seen_at)", buffer)
+            copy_rows(cur, "users (user_id, chat_id, username, first_name, language_code, is_active, "
+                       "deactivated_reason, created_at, last_seen_at, currency)", buffer)
             for p in payments:
-                buffer.write(f"{p.id}\t{users[p.user_index].user_id}\t{p.day_of_month}\t{_money(p.kopecks)}\t"
+                buffer.write(f"{p.id}\t{users[p.user_index].user_id}\t{p.day_of_month}\t{money_text(p.kopecks)}\t"
                              f"{p.description}\t{p.category}\t{'t' if p.active else 'f'}\t"
-                             f"{p.created_at.isoformat()}\n")
-            _copy(cur, "recurring_payments (id, user_id, day_of_month, amount, description, category, is_active, "
-                       "created_at)", buffer)
+                             f"{p.created_at.isoformat()}\t{CURRENCY_SHARES[users[p.user_index].currency][0]}\n")
+            copy_rows(cur, "recurring_payments (id, user_id, day_of_month, amount, description, category, is_active, "
+                       "created_at, currency)", buffer)
 
             task = progress.add_task("expenses", total=spec.expenses) if progress else None
             expense_id = 0
@@ -465,35 +478,43 @@ def generate(url: str, spec: DatasetSpec, *, timezone: str = "Europe/Moscow",
                 tracked = day >= before
                 target = this_months if day >= this_month else earlier_months
                 weight_here = cumulative[joined - 1] if joined else 0.0
-                rows: list[tuple[int, int, int, int, str, int | None, date | None]] = []
+                in_week = day >= week_start
+                rows: list[tuple[int, int, int, int, str, int | None, date | None, int]] = []
                 for _ in range(count if joined else 0):
                     second = int(r() * day_seconds)
                     user_index = order[bisect.bisect_right(cumulative, r() * weight_here, 0, joined)]
                     c = bisect.bisect_right(category_cumulative, r() * acc)
-                    kopecks = max(100, int(math.exp(rng.gauss(mus[c], sigmas[c])) * 100))
+                    currency = (second_currency[user_index] if r() < SECOND_CURRENCY_SHARE
+                                else users[user_index].currency)
+                    kopecks = scaled(int(math.exp(rng.gauss(mus[c], sigmas[c])) * 100), currency)
                     if r() < 0.6:
                         kopecks = max(100, kopecks // 100 * 100)
                     options = descriptions[c]
-                    rows.append((second, user_index, c, kopecks, options[int(r() * len(options))], None, None))
+                    rows.append((second, user_index, c, kopecks, options[int(r() * len(options))], None, None,
+                                 currency))
                 for payment in bookings.get(day, ()):
                     rows.append((12 * 3600, payment.user_index, categories.index(payment.category), payment.kopecks,
-                                 payment.description, payment.id, day))
+                                 payment.description, payment.id, day, users[payment.user_index].currency))
                 rows.sort(key=lambda row: row[0])
-                for second, user_index, c, kopecks, description, payment_id, due in rows:
+                for second, user_index, c, kopecks, description, payment_id, due, currency in rows:
                     expense_id += 1
                     stamp = f"{prefix}{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}{offset}"
                     buffer.write(
-                        f"{expense_id}\t{users[user_index].user_id}\t{_money(kopecks)}\t{categories[c]}\t"
+                        f"{expense_id}\t{users[user_index].user_id}\t{money_text(kopecks)}\t"
+                        f"{CURRENCY_SHARES[currency][0]}\t{categories[c]}\t"
                         f"{description}\t{stamp}\t{stamp}\t{NULL if payment_id is None else payment_id}\t"
                         f"{NULL if due is None else due.isoformat()}\n"
                     )
-                    if tracked:
-                        per_category = target.setdefault(user_index, {})
-                        per_category[categories[c]] = per_category.get(categories[c], 0) + kopecks
+                    # A budget counts its own currency only: the budgets are set from, and alerted on, that.
+                    if tracked and currency == users[user_index].currency:
+                        for spent in (target, this_weeks if in_week else None, todays if day == today else None):
+                            if spent is not None:
+                                per_category = spent.setdefault(user_index, {})
+                                per_category[categories[c]] = per_category.get(categories[c], 0) + kopecks
                 pending += len(rows)
                 if pending >= 50_000 or day == today:
-                    _copy(cur, "expenses (id, user_id, amount, category, description, spent_at, created_at, "
-                               "recurring_payment_id, due_date)", buffer)
+                    copy_rows(cur, "expenses (id, user_id, amount, currency, category, description, spent_at, "
+                               "created_at, recurring_payment_id, due_date)", buffer)
                     if progress is not None and task is not None:
                         progress.advance(task, pending)
                     pending = 0
@@ -506,8 +527,10 @@ def generate(url: str, spec: DatasetSpec, *, timezone: str = "Europe/Moscow",
                 cur.execute(definition)
                 if progress is not None:
                     progress.advance(index_task)
-            _write_budgets(cur, rng, users, earlier_months, this_months, now, this_month)
-            for table in ("recurring_payments", "expenses", "budgets"):
+            write_incomes(cur, rng, users, now, progress)
+            write_budgets(cur, rng, users, earlier_months, {"month": this_months, "week": this_weeks, "day": todays},
+                           now, {"month": this_month, "week": week_start, "day": today})
+            for table in ("recurring_payments", "expenses", "incomes", "budgets"):
                 # The ids were given explicitly: the sequences go on after them.
                 cur.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), GREATEST(MAX(id), 1),"
                             f" MAX(id) IS NOT NULL) FROM {table}")
@@ -518,64 +541,13 @@ def generate(url: str, spec: DatasetSpec, *, timezone: str = "Europe/Moscow",
                 (spec.users, spec.expenses, spec.seed, GENERATOR_VERSION, now, timezone,
                  time.perf_counter() - started),
             )
-        vacuum(conn, "users", "recurring_payments", "expenses", "budgets", "budget_alerts")
+        vacuum(conn, "users", "recurring_payments", "expenses", "incomes", "budgets", "budget_alerts")
         seconds = time.perf_counter() - started
         with conn, conn.cursor() as cur:
             cur.execute("UPDATE bench_dataset SET generation_seconds = %s", (seconds,))
     finally:
         conn.close()
     return seconds
-
-
-def _write_budgets(cur: Any, rng: random.Random, users: list[_User], earlier_months: dict[int, dict[str, int]],
-                   this_months: dict[int, dict[str, int]], now: datetime, this_month: date) -> None:
-    """Monthly budgets near each user's usual spending (x0.7-1.5 of the last three months' average), some
-    category budgets, and the alerts already sent this month for about half of those over a threshold."""
-    r = rng.random
-    budgets = io.StringIO()
-    alerts = io.StringIO()
-    budget_id = 0
-
-    def add(user_index: int, category: str | None, usual: int, spent: int) -> None:
-        nonlocal budget_id
-        base = usual if usual > 0 else (50 + int(r() * 250)) * 10_000
-        kopecks = max(50_000, round(base * (0.7 + 0.8 * r()) / 10_000) * 10_000)
-        user = users[user_index]
-        created = user.created_at + (now - user.created_at) * r()
-        budget_id += 1
-        budgets.write(f"{budget_id}\t{user.user_id}\t{category or NULL}\t{_money(kopecks)}\t"
-                      f"{created.isoformat()}\t{created.isoformat()}\n")
-        crossed = [t for t in THRESHOLDS if spent * 100 >= kopecks * t]
-        chance = r()
-        if not crossed:
-            return
-        if chance < 0.45 and len(crossed) >= 2:
-            alerted = crossed[-2]  # alerted at a lower threshold earlier this month: the next one is due
-        elif chance < 0.70:
-            alerted = crossed[-1]  # already told about where it stands: nothing new to send
-        else:
-            return
-        alerts.write(f"{budget_id}\t{this_month.isoformat()}\t{alerted}\t{now.isoformat()}\n")
-
-    for index in range(len(users)):
-        earlier = earlier_months.get(index, {})
-        current = this_months.get(index, {})
-        has_monthly = r() < 0.30
-        if has_monthly:
-            add(index, None, sum(earlier.values()) // 3, sum(current.values()))
-        if r() < (0.40 if has_monthly else 0.05):
-            favourites = sorted(earlier, key=lambda c: (-earlier[c], c))[: 1 + (r() < 0.4)] or ["cafe"]
-            for category in favourites:
-                add(index, category, earlier.get(category, 0) // 3, current.get(category, 0))
-    _copy(cur, "budgets (id, user_id, category, amount, created_at, updated_at)", budgets)
-    _copy(cur, "budget_alerts (budget_id, month, threshold, created_at)", alerts)
-
-
-def _copy(cur: Any, target: str, buffer: io.StringIO) -> None:
-    buffer.seek(0)
-    cur.copy_expert(f"COPY {target} FROM STDIN", buffer)
-    buffer.seek(0)
-    buffer.truncate()
 
 
 def _empty_application_tables(cur: Any) -> None:
@@ -609,7 +581,7 @@ def fingerprint(url: str, timezone: str = "Europe/Moscow") -> str:
     try:
         with conn, conn.cursor() as cur:
             parts = []
-            for table in ("users", "recurring_payments", "expenses", "budgets", "budget_alerts"):
+            for table in ("users", "recurring_payments", "expenses", "incomes", "budgets", "budget_alerts"):
                 cur.execute(f"SELECT md5(COALESCE(string_agg(t::text, '|' ORDER BY t::text), '')) FROM {table} t")
                 parts.append(cur.fetchone()[0])
         return "-".join(parts)

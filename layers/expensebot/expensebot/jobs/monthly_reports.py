@@ -361,7 +361,7 @@ SELECT 'spend' AS source, e.spent_at >= %(start)s AS this_month, e.currency, e.c
 UNION ALL
 SELECT 'budget', NULL::boolean, b.currency, b.category, b.amount, NULL::bigint
   FROM budgets b
- WHERE b.user_id = %(user_id)s
+ WHERE b.user_id = %(user_id)s AND b.period = 'month'
 UNION ALL
 SELECT 'user', NULL::boolean, u.currency, NULL, NULL, NULL
   FROM users u
