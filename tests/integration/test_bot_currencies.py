@@ -195,7 +195,7 @@ def test_the_report_text_totals_each_currency_apart(system, anna):
 
 def test_budget_replies_are_in_the_budgets_currency(anna):
     anna.reply("/currency USD")
-    assert anna.reply("/budget 300") == f"Месячный бюджет: 300,00{NBSP}$."
+    assert anna.reply("/budget 300") == f"Бюджет на месяц: 300,00{NBSP}$."
     assert rows("SELECT amount, currency FROM budgets") == [(Decimal("300.00"), "USD")]
 
 
