@@ -7,6 +7,10 @@ delivery while the lease runs waits (the message returns to its queue); after th
 sent again. Messages therefore err towards at least once, never towards silently lost (the README lists
 each kind).
 
+A message may carry files (a report's chart and its PDF, an export's CSV and XLSX): its text goes first, then
+each file, and every one of them is a part of its own, claimed under its own key and paced like a text, so a
+redelivery after a crash or a 429 sends only the parts that did not go out.
+
 What Telegram answers decides the rest: a 429 pauses every worker of the bot and holds the message back
 until `retry_after` (`HeldBack`, which does not use up the message's attempts); a chat that is gone drops
 the message and deactivates its user; other errors are the worker's to retry or park."""
@@ -15,9 +19,12 @@ from __future__ import annotations
 
 import enum
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, Literal
 
+from expensebot.adapters.telegram import InputFile
 from expensebot.bootstrap import Runtime
 from expensebot.config import Settings
 from expensebot.errors import ExpenseBotError, TelegramChatUnavailable, TelegramError, TelegramRetryAfter
@@ -26,6 +33,8 @@ from expensebot.pacing import HeldBack, Pacer, Slot
 
 # Telegram's limit for one message's text, counted in UTF-16 code units.
 MAX_MESSAGE_LENGTH = 4096
+# Telegram's limit for a photo's or a document's caption, in characters after entity parsing.
+MAX_CAPTION_LENGTH = 1024
 
 
 def claim_lease_seconds(settings: Settings) -> int:
@@ -45,12 +54,31 @@ class Delivery(enum.Enum):
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A file sent after the message's text: a photo (shown inline, Telegram recompresses it) or a document
+    (delivered byte for byte)."""
+
+    method: Literal["sendPhoto", "sendDocument"]
+    filename: str
+    content: bytes
+    mime_type: str
+    caption: str = ""  # plain text (no parse mode), at most MAX_CAPTION_LENGTH characters
+
+    def __post_init__(self) -> None:
+        # Caught where the message is built, not as a 400 from Telegram after the text already went out.
+        if len(self.caption.strip()) > MAX_CAPTION_LENGTH:
+            raise ValueError(f"a caption has at most {MAX_CAPTION_LENGTH} characters, {self.filename}'s has "
+                             f"{len(self.caption.strip())}")
+
+
+@dataclass(frozen=True)
 class OutboundMessage:
     dedupe_key: str
     kind: str
     chat_id: int
     text: str
     user_id: int | None = None
+    attachments: tuple[Attachment, ...] = ()
 
 
 def _utf16_length(text: str) -> int:
@@ -131,18 +159,50 @@ RETURNING id
 """
 
 
+# Sends one part: (runtime's Telegram client, extra parameters such as allow_paid_broadcast) -> the Message.
+_Send = Callable[[Runtime, dict[str, Any]], dict[str, Any]]
+
+
+def attachment_key(dedupe_key: str, number: int) -> str:
+    """The claim key of a message's `number`th file (from 1)."""
+    return f"{dedupe_key}#file{number}"
+
+
 def deliver(runtime: Runtime, message: OutboundMessage) -> Delivery:
-    """Sends every part of the message once; SENT when this call sent anything."""
-    parts = split_message(message.text)
+    """Sends every part of the message once, text first and then each file in order; SENT when this call
+    sent anything. A chat that is gone drops the rest of the message."""
     outcomes = []
-    for number, text in enumerate(parts, start=1):
-        # The first part keeps the message's key, so a message that fits in one part is keyed as before.
-        key = message.dedupe_key if number == 1 else f"{message.dedupe_key}#{number}"
-        outcome = _deliver_part(runtime, message, key, text)
+    for key, send in _parts(message):
+        outcome = _deliver_part(runtime, message, key, send)
         if outcome is Delivery.DROPPED:
             return outcome
         outcomes.append(outcome)
     return Delivery.SENT if Delivery.SENT in outcomes else Delivery.ALREADY_SENT
+
+
+def _parts(message: OutboundMessage) -> list[tuple[str, _Send]]:
+    parts: list[tuple[str, _Send]] = []
+    # A message of files alone has no text part; a message without files always has one, so that an empty
+    # text is refused by Telegram (a bug to see) rather than silently sending nothing.
+    if message.text or not message.attachments:
+        for number, text in enumerate(split_message(message.text), start=1):
+            # The first part keeps the message's key, so a message that fits in one part is keyed as before.
+            key = message.dedupe_key if number == 1 else f"{message.dedupe_key}#{number}"
+            parts.append((key, _text_sender(message.chat_id, text)))
+    for number, attachment in enumerate(message.attachments, start=1):
+        parts.append((attachment_key(message.dedupe_key, number), _file_sender(message.chat_id, attachment)))
+    return parts
+
+
+def _text_sender(chat_id: int, text: str) -> _Send:
+    return lambda runtime, extra: runtime.telegram.send_message(chat_id, text, **extra)
+
+
+def _file_sender(chat_id: int, attachment: Attachment) -> _Send:
+    file = InputFile(attachment.filename, attachment.content, attachment.mime_type)
+    if attachment.method == "sendPhoto":
+        return lambda runtime, extra: runtime.telegram.send_photo(chat_id, file, caption=attachment.caption, **extra)
+    return lambda runtime, extra: runtime.telegram.send_document(chat_id, file, caption=attachment.caption, **extra)
 
 
 def _claim_and_reserve(
@@ -173,7 +233,7 @@ def _claim_and_reserve(
     return None
 
 
-def _deliver_part(runtime: Runtime, message: OutboundMessage, key: str, text: str) -> Delivery:
+def _deliver_part(runtime: Runtime, message: OutboundMessage, key: str, send: _Send) -> Delivery:
     now = runtime.clock.now()
     pacer = Pacer(runtime)
     try:
@@ -187,7 +247,7 @@ def _deliver_part(runtime: Runtime, message: OutboundMessage, key: str, text: st
     pacer.wait_for(slot)
     extra = {"allow_paid_broadcast": True} if runtime.settings.telegram_paid_broadcast else {}
     try:
-        sent = runtime.telegram.send_message(message.chat_id, text, **extra)
+        sent = send(runtime, extra)
     except TelegramRetryAfter as exc:
         pacer.pause(exc.retry_after)
         _record(runtime, notification_id, status="held", error=str(exc))

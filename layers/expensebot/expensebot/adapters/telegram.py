@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import urllib3
@@ -38,11 +39,34 @@ class TelegramClient:
         return self._pool
 
     def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
-        url = f"{self._api_base}/bot{self._token()}/{method}"
         body = json.dumps({k: v for k, v in (params or {}).items() if v is not None}).encode()
+        return self._post(method, body, "application/json")
+
+    def upload(self, method: str, field: str, file: InputFile, params: dict[str, Any]) -> Any:
+        """A method that carries a file: Telegram takes uploads only as multipart/form-data, where every other
+        parameter is a form field too (JSON-encoded when it is not a string or a number, as the Bot API reads
+        form fields)."""
+        fields: dict[str, Any] = {}
+        for key, value in params.items():
+            if value is None:
+                continue
+            if isinstance(value, bool):
+                fields[key] = "true" if value else "false"
+            elif isinstance(value, str | int | float):
+                fields[key] = str(value)
+            else:
+                fields[key] = json.dumps(value)
+        fields[field] = (file.filename, file.content, file.mime_type)
+        # urllib3's own encoder (no new dependency); it writes a non-ASCII file name as UTF-8 the way browsers
+        # do (HTML5 form encoding), which Telegram reads.
+        body, content_type = urllib3.encode_multipart_formdata(fields)
+        return self._post(method, body, content_type)
+
+    def _post(self, method: str, body: bytes, content_type: str) -> Any:
+        url = f"{self._api_base}/bot{self._token()}/{method}"
         try:
             response = self.pool.request(
-                "POST", url, body=body, headers={"Content-Type": "application/json"}, timeout=self._timeout
+                "POST", url, body=body, headers={"Content-Type": content_type}, timeout=self._timeout
             )
         except urllib3.exceptions.HTTPError as exc:
             raise TelegramUnavailable(method, 0, f"network error: {type(exc).__name__}") from exc
@@ -56,6 +80,23 @@ class TelegramClient:
 
     def send_message(self, chat_id: int, text: str, **extra: Any) -> dict[str, Any]:
         return self.call("sendMessage", {"chat_id": chat_id, "text": text, **extra})
+
+    def send_photo(self, chat_id: int, photo: InputFile, *, caption: str = "", **extra: Any) -> dict[str, Any]:
+        return self.upload("sendPhoto", "photo", photo, {"chat_id": chat_id, "caption": caption or None, **extra})
+
+    def send_document(self, chat_id: int, document: InputFile, *, caption: str = "", **extra: Any) -> dict[str, Any]:
+        return self.upload(
+            "sendDocument", "document", document, {"chat_id": chat_id, "caption": caption or None, **extra}
+        )
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """A file to upload: what Telegram shows as its name, its bytes and its MIME type."""
+
+    filename: str
+    content: bytes
+    mime_type: str
 
 
 def _error_from(method: str, status: int, payload: dict[str, Any]) -> TelegramError:
