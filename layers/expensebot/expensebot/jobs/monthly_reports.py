@@ -38,7 +38,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, Field, field_validator
 
 from expensebot.bootstrap import Runtime
-from expensebot.delivery import Delivery, OutboundMessage, deliver
+from expensebot.delivery import Attachment, Delivery, OutboundMessage, deliver
 from expensebot.observability import logger
 from expensebot.scheduling import (
     Continuation,
@@ -654,6 +654,7 @@ def send_monthly_report(runtime: Runtime, unit: ReportUnit) -> Delivery | None:
                 {"user_id": unit.user_id, "month": unit.month, "total": report.total,
                  "expense_count": report.expense_count, "now": runtime.clock.now()},
             )
+    language = language_for(unit.language_code)
     return deliver(
         runtime,
         OutboundMessage(
@@ -661,6 +662,20 @@ def send_monthly_report(runtime: Runtime, unit: ReportUnit) -> Delivery | None:
             kind=unit.kind,
             chat_id=unit.chat_id,
             user_id=unit.user_id,
-            text=report_text(report, language_for(unit.language_code)),
+            text=report_text(report, language),
+            attachments=() if report.is_empty else report_attachments(report, language),
         ),
+    )
+
+
+def report_attachments(report: MonthlyReport, language: str) -> tuple[Attachment, ...]:
+    """The chart (a photo, the totals in its caption) and the PDF: one report, sent after its text, each
+    under its own claim (delivery.py), so a redelivery sends only what did not go out."""
+    # Imported here: report_render imports matplotlib when it draws, and only this task draws.
+    from expensebot.jobs.report_render import render_report
+
+    rendered = render_report(report, language)
+    return (
+        Attachment("sendPhoto", rendered.png_name, rendered.png, "image/png", caption=rendered.caption),
+        Attachment("sendDocument", rendered.pdf_name, rendered.pdf, "application/pdf"),
     )
