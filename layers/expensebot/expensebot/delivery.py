@@ -176,6 +176,9 @@ def deliver(runtime: Runtime, message: OutboundMessage) -> Delivery:
         outcome = _deliver_part(runtime, message, key, send)
         if outcome is Delivery.DROPPED:
             return outcome
+        if outcome is None:
+            # An earlier delivery found the chat gone at this part: the parts after it are not tried again.
+            break
         outcomes.append(outcome)
     return Delivery.SENT if Delivery.SENT in outcomes else Delivery.ALREADY_SENT
 
@@ -207,9 +210,10 @@ def _file_sender(chat_id: int, attachment: Attachment) -> _Send:
 
 def _claim_and_reserve(
     runtime: Runtime, pacer: Pacer, message: OutboundMessage, key: str, now: datetime
-) -> tuple[int, Slot] | None:
-    """Claims the part and reserves its send slot in one transaction: None when it was sent already; a
-    HeldBack rolls the claim back with the slot, so a held message leaves nothing claimed."""
+) -> tuple[int, Slot] | str:
+    """Claims the part and reserves its send slot in one transaction, or returns the status of a part handled
+    already ('sent' or 'dropped'); a HeldBack rolls the claim back with the slot, so a held message leaves
+    nothing claimed."""
     with runtime.db.transaction() as cur:
         cur.execute(
             _CLAIM,
@@ -230,10 +234,11 @@ def _claim_and_reserve(
     if status == "sending":
         raise DeliveryInProgress(f"{key} is being sent by another worker")
     logger.info("already delivered", extra={"dedupe_key": key, "status": status})
-    return None
+    return str(status)
 
 
-def _deliver_part(runtime: Runtime, message: OutboundMessage, key: str, send: _Send) -> Delivery:
+def _deliver_part(runtime: Runtime, message: OutboundMessage, key: str, send: _Send) -> Delivery | None:
+    """The part's outcome; None when an earlier delivery dropped it (the chat was gone)."""
     now = runtime.clock.now()
     pacer = Pacer(runtime)
     try:
@@ -241,8 +246,8 @@ def _deliver_part(runtime: Runtime, message: OutboundMessage, key: str, send: _S
     except HeldBack:
         count("HeldBack", message.kind)
         raise
-    if claim is None:
-        return Delivery.ALREADY_SENT
+    if isinstance(claim, str):
+        return None if claim == "dropped" else Delivery.ALREADY_SENT
     notification_id, slot = claim
     pacer.wait_for(slot)
     extra = {"allow_paid_broadcast": True} if runtime.settings.telegram_paid_broadcast else {}

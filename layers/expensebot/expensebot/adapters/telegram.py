@@ -110,7 +110,8 @@ def _error_from(method: str, status: int, payload: dict[str, Any]) -> TelegramEr
     if code == 401 or code == 404:
         # Telegram answers 401/404 to a wrong token: no message will ever get through.
         return ConfigurationErrorFromTelegram(method, code, description)
-    if code == 400:
+    if code == 400 or code == 413:
+        # 413: a file over Telegram's upload limit; sending it again cannot help either.
         return TelegramBadRequest(method, code, description)
     return TelegramUnavailable(method, code, description)
 

@@ -1,4 +1,4 @@
-"""Telegram's limits: message and callback-data sizes, and the rate limiter behind 429 ``retry_after``.
+"""Telegram's limits: message, caption, callback-data and upload sizes, and the rate limiter behind 429 ``retry_after``.
 
 The limiter models Telegram's send limits (by the stand-in's defaults 30
 messages a second per bot, one a second per private chat, 20 a minute per group,
@@ -16,6 +16,12 @@ from datetime import datetime, timedelta
 
 MAX_MESSAGE_LENGTH = 4096
 MAX_CALLBACK_DATA_BYTES = 64
+# https://core.telegram.org/bots/api#sendphoto and #senddocument: what a bot may upload.
+MAX_CAPTION_LENGTH = 1024
+MAX_PHOTO_BYTES = 10 * 1024 * 1024
+MAX_PHOTO_SIDES_SUM = 10000  # width + height
+MAX_PHOTO_RATIO = 20  # the longer side over the shorter
+MAX_DOCUMENT_BYTES = 50 * 1024 * 1024
 
 
 def _window_for(rate: float) -> tuple[timedelta, int]:

@@ -19,8 +19,17 @@ from urllib.parse import urlsplit
 
 from expensebot_tools.local.telegram.entities import visible_text
 from expensebot_tools.local.telegram.errors import ApiError, bad_request
-from expensebot_tools.local.telegram.limits import MAX_MESSAGE_LENGTH, RateLimiter
+from expensebot_tools.local.telegram.limits import (
+    MAX_CAPTION_LENGTH,
+    MAX_DOCUMENT_BYTES,
+    MAX_MESSAGE_LENGTH,
+    MAX_PHOTO_BYTES,
+    MAX_PHOTO_RATIO,
+    MAX_PHOTO_SIDES_SUM,
+    RateLimiter,
+)
 from expensebot_tools.local.telegram.params import is_true, validate_reply_markup
+from expensebot_tools.local.telegram.uploads import Upload, image_sides
 
 # Canonical spelling of every supported method, keyed by its lower-case form,
 # because Telegram resolves method names case-insensitively.
@@ -29,6 +38,8 @@ METHODS: dict[str, str] = {
     for name in (
         "getMe",
         "sendMessage",
+        "sendPhoto",
+        "sendDocument",
         "editMessageText",
         "deleteMessage",
         "sendChatAction",
@@ -42,6 +53,11 @@ METHODS: dict[str, str] = {
         "getMyCommands",
     )
 }
+
+# The sides of the sizes Telegram makes of a photo (its thumbnails "s", "m", "x", "y"), the largest
+# being at most "w": the photo scaled down to 2560 on its longer side.
+_PHOTO_SIZES = (90, 320, 800, 1280)
+_PHOTO_LARGEST = 2560
 
 _SECRET_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")
 _BOT_COMMAND_RE = re.compile(r"[a-z0-9_]{1,32}")
@@ -81,12 +97,16 @@ class BotApi:
         self._webhook: dict[str, Any] = {}
         self._webhook_error: tuple[int, str] | None = None
         self._commands: dict[str, list[dict[str, Any]]] = {}
-        # (how many more sendMessage calls answer 429, with which retry_after): an injected flood limit.
+        # file_id -> the file, so that a file can be sent again by its id as on Telegram.
+        self._files: dict[str, Upload] = {}
+        # (how many more sends answer 429, with which retry_after): an injected flood limit.
         self._forced_429: tuple[int, int] = (0, 0)
         # Method name -> its implementation. Public so that a test can wrap one method to watch its calls.
         self.handlers: dict[str, MethodHandler] = {
             "getMe": self._get_me,
             "sendMessage": self._send_message,
+            "sendPhoto": self._send_photo,
+            "sendDocument": self._send_document,
             "editMessageText": self._edit_message_text,
             "deleteMessage": self._delete_message,
             "sendChatAction": self._send_chat_action,
@@ -178,6 +198,60 @@ class BotApi:
         # Same order as the Bot API server: text problems before chat problems.
         text = self._message_text(params)
         markup = validate_reply_markup(params.get("reply_markup"))
+        chat = self._admit_send(params, now)
+        message = self._new_message(token, chat, now)
+        message["text"] = text
+        if markup is not None:
+            message["reply_markup"] = markup
+        return message
+
+    def _send_photo(self, token: str, params: dict[str, Any], now: datetime) -> Any:
+        if params.get("chat_id") in {None, ""}:
+            raise bad_request("chat_id is empty")
+        caption = self._caption(params)
+        markup = validate_reply_markup(params.get("reply_markup"))
+        photo = self._file_param(params, "photo")
+        if photo.size > MAX_PHOTO_BYTES:
+            # What Telegram answers a photo over 10 MB (the MTProto error the Bot API passes on).
+            raise bad_request("PHOTO_SAVE_FILE_INVALID")
+        sides = image_sides(photo.content)
+        if sides is None or min(sides) == 0:
+            raise bad_request("IMAGE_PROCESS_FAILED")
+        width, height = sides
+        if width + height > MAX_PHOTO_SIDES_SUM or max(sides) > MAX_PHOTO_RATIO * min(sides):
+            raise bad_request("PHOTO_INVALID_DIMENSIONS")
+        chat = self._admit_send(params, now)
+        message = self._new_message(token, chat, now)
+        message["photo"] = self._photo_sizes(photo, width, height, message["message_id"])
+        self._add_caption(message, caption, markup)
+        return message
+
+    def _send_document(self, token: str, params: dict[str, Any], now: datetime) -> Any:
+        if params.get("chat_id") in {None, ""}:
+            raise bad_request("chat_id is empty")
+        caption = self._caption(params)
+        markup = validate_reply_markup(params.get("reply_markup"))
+        document = self._file_param(params, "document")
+        if document.size > MAX_DOCUMENT_BYTES:
+            # Telegram's front end refuses the upload itself, before the Bot API reads it.
+            raise ApiError(413, "Request Entity Too Large")
+        chat = self._admit_send(params, now)
+        message = self._new_message(token, chat, now)
+        message["document"] = {
+            "file_name": document.filename,
+            "mime_type": document.mime_type,
+            "file_id": self._store_file(document, "BQACAgIAAxkDAAI", message["message_id"]),
+            "file_unique_id": document.file_unique_id,
+            "file_size": document.size,
+        }
+        self._add_caption(message, caption, markup)
+        return message
+
+    # --------------------------------------------------------- sending
+
+    def _admit_send(self, params: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+        """What every send goes through after its own checks: the chat, a block, an injected flood limit
+        and the rate limits. Returns the chat."""
         chat = self._resolve_chat(params)
         chat_id: int = chat["id"]
         self._check_not_blocked(chat_id)
@@ -191,6 +265,10 @@ class BotApi:
                 retry_after = max(1, math.ceil(wait))
                 raise ApiError(429, f"Too Many Requests: retry after {retry_after}", retry_after=retry_after)
             self._limiter.consume(chat_id, now)
+        return chat
+
+    def _new_message(self, token: str, chat: dict[str, Any], now: datetime) -> dict[str, Any]:
+        chat_id: int = chat["id"]
         message_id = self._last_message_id.get(chat_id, 0) + 1
         self._last_message_id[chat_id] = message_id
         message: dict[str, Any] = {
@@ -198,12 +276,77 @@ class BotApi:
             "from": self._bot_user(token),
             "chat": dict(chat),
             "date": self._unix(now),
-            "text": text,
         }
-        if markup is not None:
-            message["reply_markup"] = markup
         self._messages.setdefault(chat_id, {})[message_id] = message
         return message
+
+    @staticmethod
+    def _caption(params: Mapping[str, Any]) -> str:
+        """The caption a user would see; Telegram counts its limit after entity parsing, like a text's."""
+        raw = params.get("caption")
+        if raw is None or raw == "":
+            return ""
+        text = raw if isinstance(raw, str) else json.dumps(raw)
+        parse_mode = params.get("parse_mode") or ""
+        if not isinstance(parse_mode, str) or parse_mode.lower() not in {"", "html", "markdownv2", "markdown"}:
+            raise bad_request("unsupported parse_mode")
+        plain = visible_text(text, parse_mode)
+        if len(plain) > MAX_CAPTION_LENGTH:
+            raise bad_request("message caption is too long")
+        return plain
+
+    @staticmethod
+    def _add_caption(message: dict[str, Any], caption: str, markup: dict[str, Any] | None) -> None:
+        # Telegram leaves out an empty caption rather than sending "".
+        if caption:
+            message["caption"] = caption
+        if markup is not None:
+            message["reply_markup"] = markup
+
+    def _file_param(self, params: Mapping[str, Any], field: str) -> Upload:
+        value = params.get(field)
+        if isinstance(value, str) and value.startswith("attach://"):
+            # The file travels in a part of its own name, as aiogram sends every upload.
+            value = params.get(value.removeprefix("attach://"))
+            if not isinstance(value, Upload):
+                raise bad_request(f"there is no {field} in the request")
+        if isinstance(value, Upload):
+            if value.size == 0:
+                raise bad_request("file must be non-empty")
+            return value
+        if value is None or value == "":
+            raise bad_request(f"there is no {field} in the request")
+        # A string is a file_id of a file sent before (or a URL, which the stand-in cannot fetch).
+        known = self._files.get(str(value))
+        if known is None:
+            raise bad_request("wrong file identifier/HTTP URL specified")
+        return known
+
+    def _store_file(self, upload: Upload, prefix: str, message_id: int) -> str:
+        file_id = f"{prefix}{message_id}{upload.file_unique_id}"
+        self._files[file_id] = upload
+        return file_id
+
+    def _photo_sizes(self, photo: Upload, width: int, height: int, message_id: int) -> list[dict[str, Any]]:
+        """The PhotoSize list Telegram answers with: thumbnails up to the photo itself (scaled to at most
+        2560 on its longer side), smallest first. A scaled size's file_size is estimated from its area:
+        Telegram recompresses, so no client can rely on it anyway."""
+        longest = max(width, height)
+        sides = [side for side in _PHOTO_SIZES if side < longest] + [min(longest, _PHOTO_LARGEST)]
+        sizes = []
+        for side in sides:
+            scale = side / longest
+            w, h = max(1, round(width * scale)), max(1, round(height * scale))
+            # Each size is a file of its own on Telegram, with its own ids.
+            variant = Upload(f"{side}-{photo.filename}", photo.content + side.to_bytes(2, "big"), photo.mime_type)
+            sizes.append({
+                "file_id": self._store_file(photo, "AgACAgIAAxkDAAI", message_id * 10 + len(sizes)),
+                "file_unique_id": variant.file_unique_id,
+                "file_size": max(1, round(photo.size * scale * scale)),
+                "width": w,
+                "height": h,
+            })
+        return sizes
 
     def _edit_message_text(self, token: str, params: dict[str, Any], now: datetime) -> Any:
         text = self._message_text(params)
@@ -215,6 +358,8 @@ class BotApi:
         message = self._messages.get(chat["id"], {}).get(params.get("message_id", -1))
         if message is None:
             raise bad_request("message to edit not found")
+        if "text" not in message:
+            raise bad_request("there is no text in the message to edit")
         if message["text"] == text and message.get("reply_markup") == markup:
             raise bad_request(
                 "message is not modified: specified new message content and reply markup are "

@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl
 
 from expensebot_tools.local.telegram.errors import bad_request
 from expensebot_tools.local.telegram.limits import MAX_CALLBACK_DATA_BYTES
+from expensebot_tools.local.telegram.uploads import upload_from_part
 
 # Form encodings (aiogram, curl) carry everything as strings; these sets say
 # which parameters Telegram would interpret as JSON, booleans or integers so
@@ -81,9 +82,10 @@ def _parse_multipart(body: bytes, boundary: str) -> dict[str, Any]:
             continue
         filename = part.get_filename()
         if filename is not None:
-            # Uploads are summarised: tests care that a file arrived, and raw
-            # bytes would not survive the JSON outbox anyway.
-            fields[name] = {"filename": filename, "size": len(data)}
+            # A file part keeps its bytes (sendPhoto measures the image, the
+            # stand-in saves the file); the outbox writes only its summary.
+            content_type = part.get_content_type() if "content-type" in part else None
+            fields[name] = upload_from_part(filename, data, content_type)
         else:
             charset = part.get_content_charset() or "utf-8"
             fields[name] = data.decode(charset, "replace")

@@ -23,13 +23,19 @@ Fidelity choices worth knowing (each is deliberate):
   trimming of surrounding whitespace (Telegram trims too).
 * The rate limiter is a sliding-window model (see ``limits.RateLimiter``),
   driven by the injected clock so tests can advance virtual time by hand.
+* sendPhoto and sendDocument take multipart uploads with Telegram's limits
+  (``limits``); a photo's sides are read from its PNG or JPEG header
+  (``uploads``). Each file that went out is saved beside the outbox, in
+  ``<outbox>.files/<chat id>/<message id>-<file name>``, so that a test or a
+  person can open what the user got; ``RecordedCall.file_path`` names it.
 * All tokens share one bot state (chats, message ids, limits, webhook); extra
   tokens exist mainly to tell "known" from "unknown" tokens.
 
 This module holds the public ``TelegramStandIn`` (lifecycle, the test API,
 request dispatch with fault injection and the outbox) and ``RecordedCall``;
 the package's other modules hold the parts it is built from: ``errors``,
-``entities`` (parse_mode text), ``params`` (request decoding), ``limits``
+``entities`` (parse_mode text), ``params`` (request decoding), ``uploads``
+(uploaded files), ``limits``
 (rate limiting), ``methods`` (the Bot API methods and bot state) and
 ``server`` (HTTP).
 """
@@ -52,6 +58,7 @@ from expensebot_tools.local.telegram.limits import RateLimiter
 from expensebot_tools.local.telegram.methods import METHODS, BotApi
 from expensebot_tools.local.telegram.params import decode_params
 from expensebot_tools.local.telegram.server import Server
+from expensebot_tools.local.telegram.uploads import Upload
 
 __all__ = ["RecordedCall", "TelegramStandIn"]
 
@@ -66,6 +73,9 @@ class RecordedCall:
     params: dict[str, Any]
     status: int
     response: dict[str, Any]
+    # Where the file a successful sendPhoto or sendDocument carried was saved (None without a files directory;
+    # the bytes are in params' Upload either way).
+    file_path: Path | None = None
 
 
 class TelegramStandIn(BotApi):
@@ -79,6 +89,7 @@ class TelegramStandIn(BotApi):
         tokens: Iterable[str] = ("123456:TEST-TOKEN",),
         clock: Callable[[], datetime] | None = None,
         outbox_path: str | Path | None = None,
+        files_dir: str | Path | None = None,
         global_rate: float = 30.0,
         paid_rate: float = 1000.0,
         per_chat_interval: float = 1.0,
@@ -95,6 +106,10 @@ class TelegramStandIn(BotApi):
         self._tokens = frozenset(tokens)
         self._clock = clock or (lambda: datetime.now(UTC))
         self._outbox_path = Path(outbox_path) if outbox_path is not None else None
+        # Files go beside the outbox unless told otherwise; with neither, they stay in memory only.
+        if files_dir is None and self._outbox_path is not None:
+            files_dir = self._outbox_path.with_name(self._outbox_path.name + ".files")
+        self._files_dir = Path(files_dir) if files_dir is not None else None
         self._fail_fraction = fail_fraction
         self._timeout_fraction = timeout_fraction
         self._hang_seconds = hang_seconds
@@ -200,8 +215,8 @@ class TelegramStandIn(BotApi):
     def set_failures(self, *, fail_fraction: float | None = None, timeout_fraction: float | None = None,
                      too_many_requests: int | None = None, retry_after: int = 30) -> None:
         """Changes the injected failure rates while running (an outage starts or ends); `too_many_requests`
-        makes the next that many sendMessage calls answer 429 with `retry_after`, as Telegram's flood control
-        does to a bot it finds too fast, whatever the stand-in's own limits."""
+        makes the next that many sends (sendMessage, sendPhoto, sendDocument) answer 429 with `retry_after`, as
+        Telegram's flood control does to a bot it finds too fast, whatever the stand-in's own limits."""
         with self._lock:
             if too_many_requests is not None:
                 self._forced_429 = (max(0, too_many_requests), max(1, retry_after))
@@ -217,6 +232,18 @@ class TelegramStandIn(BotApi):
             call
             for call in calls
             if call.method == "sendMessage"
+            and call.status == 200
+            and (chat_id is None or call.response["result"]["chat"]["id"] == chat_id)
+        ]
+
+    def sent_files(self, chat_id: int | None = None) -> list[RecordedCall]:
+        """The photos and documents that went out, in order."""
+        with self._lock:
+            calls = list(self.calls)
+        return [
+            call
+            for call in calls
+            if call.method in {"sendPhoto", "sendDocument"}
             and call.status == 200
             and (chat_id is None or call.response["result"]["chat"]["id"] == chat_id)
         ]
@@ -309,13 +336,33 @@ class TelegramStandIn(BotApi):
         status: int,
         payload: dict[str, Any],
     ) -> tuple[int, dict[str, Any]]:
-        self.calls.append(RecordedCall(now, token, method, params, status, payload))
+        file_path = self._save_file(params, payload) if status == 200 else None
+        self.calls.append(RecordedCall(now, token, method, params, status, payload, file_path))
         if self._outbox_path is not None:
             line: dict[str, Any] = {"at": now.isoformat(), "method": method, "status": status}
-            # Params can never overwrite the fixed keys; the token is never written.
-            line.update({key: value for key, value in params.items() if key not in line})
+            # Params can never overwrite the fixed keys; the token is never written; a file is written as its
+            # name, type and size, and where it was saved.
+            for key, value in params.items():
+                if key in line:
+                    continue
+                if isinstance(value, Upload):
+                    value = {**value.summary(), **({"path": str(file_path)} if file_path is not None else {})}
+                line[key] = value
             if not payload.get("ok"):
                 line.setdefault("error", payload.get("description"))
             with self._outbox_path.open("a", encoding="utf-8") as outbox:
                 outbox.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
         return status, payload
+
+    def _save_file(self, params: dict[str, Any], payload: dict[str, Any]) -> Path | None:
+        upload = next((value for value in params.values() if isinstance(value, Upload)), None)
+        result = payload.get("result")
+        if upload is None or self._files_dir is None or not isinstance(result, dict) or "chat" not in result:
+            return None
+        # The message id makes the name unique in its chat; the client's file name is reduced to its last part
+        # so that no name can write outside the directory.
+        name = Path(upload.filename.replace("\\", "/")).name or "file"
+        path = self._files_dir / str(result["chat"]["id"]) / f"{result['message_id']}-{name}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(upload.content)
+        return path
