@@ -55,6 +55,9 @@ def test_import_times_lists_every_function_and_only_the_webhook_imports_aiogram(
     assert len(rows) == 11
     assert [f for f, row in rows.items() if row["imports_aiogram"]] == ["WebhookFunction"]
     assert all(row["import_seconds"] > 0 for row in rows.values())
+    # matplotlib is for the reports worker's task alone, and imported only when it draws a report.
+    assert [f for f, row in rows.items() if row["imports_matplotlib"]] == []
+    assert rows["ReportsWorkerFunction"]["first_report_seconds"] > 0
 
 
 def test_the_demo_runs_the_current_month_and_shows_what_each_user_received():

@@ -31,14 +31,15 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
 from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field, field_validator
 
 from expensebot.bootstrap import Runtime
 from expensebot.delivery import Attachment, Delivery, OutboundMessage, deliver
+from expensebot.money import format_money
 from expensebot.observability import logger
 from expensebot.scheduling import (
     Continuation,
@@ -51,7 +52,6 @@ from expensebot.scheduling import (
     job,
 )
 from expensebot.tasks import task
-from expensebot.money import format_money
 from expensebot.texts import category_name, format_percent, language_for, month_name, t
 
 JOB = "send_monthly_reports"

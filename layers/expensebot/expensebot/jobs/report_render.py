@@ -35,7 +35,6 @@ from expensebot.money import currency, format_money
 from expensebot.texts import category_name, month_name, t
 
 if TYPE_CHECKING:  # only for the annotations: importing matplotlib here would put it on every cold start
-    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 MAX_CAPTION_LENGTH = 1024  # Telegram's limit for a photo's caption
@@ -441,7 +440,9 @@ def _pdf_blocks(report: MonthlyReport, language: str) -> Iterator[_Block]:
         def number(amount: Decimal, code: str = cm.currency) -> str:
             return _number(amount, code, language)
 
-        rows: list[tuple[str, ...]] = [(t(language, "pdf_category"), t(language, "pdf_amount"), t(language, "pdf_share"))]
+        rows: list[tuple[str, ...]] = [
+            (t(language, "pdf_category"), t(language, "pdf_amount"), t(language, "pdf_share"))
+        ]
         rows += [(category_name(language, spend.category), number(spend.amount),
                   f"{format_tenths(spend.share, language)} %") for spend in cm.categories]
         rows.append((t(language, "pdf_total_expenses", count=cm.expense_count), number(cm.total), ""))
