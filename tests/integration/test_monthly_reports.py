@@ -412,3 +412,22 @@ def test_the_sample_sqs_event_sends_annas_march_report_through_the_reports_worke
     assert response == {"batchItemFailures": []}
     (text,) = _reports_to(system, args["user_id"])
     assert text.startswith("📊 Отчёт за март 2026") and f"250,00{NBSP}₽" in text
+
+
+def test_a_chart_that_cannot_be_drawn_still_sends_the_months_text(system, monkeypatch):
+    from expensebot.jobs import report_render
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("matplotlib failed")
+
+    monkeypatch.setattr(report_render, "render_report", broken)
+    _user(system, ANNA)
+    _spend(ANNA, "50.00", "cafe", _in_march(5))
+
+    _fire(system, MARCH_LAST_SLOT)
+    drained = system.drain("ReportsQueue")
+
+    assert (drained.processed, drained.failed) == (1, 0)
+    (text,) = _reports_to(system, ANNA)
+    assert text.startswith("📊 Отчёт за март 2026")
+    assert system.telegram.sent_files(ANNA) == []

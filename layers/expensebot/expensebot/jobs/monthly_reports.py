@@ -38,7 +38,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, Field, field_validator
 
 from expensebot.bootstrap import Runtime
-from expensebot.delivery import Attachment, Delivery, OutboundMessage, deliver
+from expensebot.delivery import Attachment, Delivery, OutboundMessage, count, deliver
 from expensebot.money import format_money
 from expensebot.observability import logger
 from expensebot.scheduling import (
@@ -674,7 +674,15 @@ def report_attachments(report: MonthlyReport, language: str) -> tuple[Attachment
     # Imported here: report_render imports matplotlib when it draws, and only this task draws.
     from expensebot.jobs.report_render import render_report
 
-    rendered = render_report(report, language)
+    try:
+        rendered = render_report(report, language)
+    except Exception:
+        # A drawing that fails for one user's data must not keep the month's text from them: it goes alone,
+        # and the failure is in the log (and in FailedRenders) to be fixed.
+        logger.exception("could not draw the report's chart and PDF: sending the text alone",
+                         extra={"user_id": report.user_id, "month": f"{report.month:%Y-%m}"})
+        count("FailedRenders", REPORT_KIND)
+        return ()
     return (
         Attachment("sendPhoto", rendered.png_name, rendered.png, "image/png", caption=rendered.caption),
         Attachment("sendDocument", rendered.pdf_name, rendered.pdf, "application/pdf"),
