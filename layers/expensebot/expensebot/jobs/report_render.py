@@ -1,16 +1,16 @@
 """The monthly report as a picture and a document: a chart PNG (sendPhoto, with the totals in its caption) and
 a PDF (sendDocument) of a MonthlyReport, in the user's language.
 
-matplotlib is imported only inside the rendering functions (`_pyplot`), never at module level: the reports
+matplotlib is imported only inside the drawing functions (`_pyplot`), never at module level: the reports
 worker pays for it on its first report, and no other function's cold start changes (`expensebot dev
 import-times`; tests/unit/test_report_render.py checks that importing the handlers leaves it unimported).
-The Agg and PDF backends draw without a display; matplotlib's bundled DejaVu Sans has Cyrillic and is
-embedded in the PDF as a TrueType subset (Type 42) with a ToUnicode map, so its text can be searched and
+The chart is drawn by Agg; the PDF is written by report_pdf with the chart's PNG and text in DejaVu Sans
+(matplotlib's bundled font, which has Cyrillic), embedded with a Unicode map so the text can be searched and
 copied. Three currency signs DejaVu Sans lacks (֏ ₾ ₼) are written as their ISO codes in the pictures.
 
-Speed (make bench, `report_render`): one Figure per kind is kept per process and cleared between reports
-(creating a Figure and its canvas costs more than clearing it), at a modest DPI, with few artists (no pie
-labels, one bar container for the days)."""
+Speed (make bench, `report_render`): the chart's figure, axes and ticks are built once per process and only
+the report's artists are replaced; the fonts are cut down to the characters a report uses once per process;
+the PDF embeds the PNG as it is and lays its text out itself."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from expensebot.jobs.monthly_reports import (
     CategorySpend,
@@ -34,15 +34,10 @@ from expensebot.jobs.monthly_reports import (
 from expensebot.money import currency, format_money
 from expensebot.texts import category_name, month_name, t
 
-if TYPE_CHECKING:  # only for the annotations: importing matplotlib here would put it on every cold start
-    from matplotlib.figure import Figure
-
 MAX_CAPTION_LENGTH = 1024  # Telegram's limit for a photo's caption
 CHART_SLICES = 6  # categories drawn by name; the rest are one "other" slice
 CHART_SIZE = (9.0, 4.2)  # inches: 900 x 420 px at CHART_DPI
 CHART_DPI = 100
-PDF_PAGE = (8.27, 11.69)  # A4, inches
-PDF_LINE = 0.0155  # one line of the PDF's text, as a fraction of the page's height
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#9c755f", "#bab0ac")
 _MISSING_GLYPHS = {"֏": "AMD", "₾": "GEL", "₼": "AZN"}  # signs DejaVu Sans does not have
 
@@ -59,10 +54,10 @@ class RenderedReport:
 def render_report(report: MonthlyReport, language: str) -> RenderedReport:
     """The chart, the PDF and the caption of a report; the chart is drawn once, for the PNG and the PDF."""
     stem = f"expenses-{report.month:%Y-%m}"
-    pixels = chart_pixels(report, language)
+    png = _png(chart_pixels(report, language))
     return RenderedReport(
-        png=_png(pixels),
-        pdf=render_pdf(report, language, chart=pixels),
+        png=png,
+        pdf=render_pdf(report, language, chart_png=png),
         caption=report_caption(report, language),
         png_name=f"{stem}.png",
         pdf_name=f"{stem}.pdf",
@@ -119,10 +114,9 @@ FONT_CHARACTERS = (
     + "–—‘’“”„…•€₽₴₸₩₺₫₪₹฿№−"
 )
 FONT_FAMILY = "DejaVu Sans Report"  # the bundled DejaVu Sans, cut down to FONT_CHARACTERS
-MONO_FAMILY = "DejaVu Sans Mono Report"  # and DejaVu Sans Mono, for the PDF's tables
 
 
-def _report_fonts() -> None:
+def _report_fonts() -> dict[str, str]:
     """DejaVu Sans and DejaVu Sans Bold cut down to FONT_CHARACTERS, registered with matplotlib under
     FONT_FAMILY; written once to the temporary directory (Lambda's /tmp) and reused while it is there."""
     import os
@@ -135,6 +129,7 @@ def _report_fonts() -> None:
 
     directory = Path(tempfile.gettempdir()) / "expensebot-report-fonts"
     directory.mkdir(exist_ok=True)
+    paths = {}
     for name in ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSansMono.ttf"):
         target = directory / name.replace("DejaVuSans", "DejaVuSansReport")
         if not target.exists():
@@ -156,6 +151,11 @@ def _report_fonts() -> None:
             font.save(str(partial))
             partial.replace(target)  # atomic: another process never reads half a font
         font_manager.fontManager.addfont(str(target))
+        paths[name] = str(target)
+    return paths
+
+
+_font_paths: dict[str, str] = {}  # the cut-down fonts' files, by their original file's name
 
 
 @cache
@@ -168,7 +168,7 @@ def _pyplot() -> Any:
 
     matplotlib.use("Agg")
     logging.getLogger("fontTools.subset").setLevel(logging.ERROR)  # "FFTM NOT subset" on every PDF
-    _report_fonts()
+    _font_paths.update(_report_fonts())
     matplotlib.rcParams.update({
         "font.family": FONT_FAMILY,
         "font.size": 9,
@@ -181,23 +181,7 @@ def _pyplot() -> Any:
     return Figure
 
 
-_figures = threading.local()  # one reused Figure per kind and thread (Lambda runs one report at a time)
-
-
-def _figure(kind: str, size: tuple[float, float], dpi: int) -> Figure:
-    """The process's Figure of this kind, cleared: creating a Figure with its canvas costs more than clearing
-    one. Each has an Agg canvas of its own, so the chart's pixels are read straight from it."""
-    figure_class = _pyplot()
-    figure = getattr(_figures, kind, None)
-    if figure is None:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-        figure = figure_class(figsize=size, dpi=dpi)
-        FigureCanvasAgg(figure)
-        setattr(_figures, kind, figure)
-    else:
-        figure.clear()
-    return figure
+_figures = threading.local()  # the chart's reused figure, per thread (Lambda runs one report at a time)
 
 
 def _money(amount: Decimal, code: str, language: str) -> str:
@@ -351,63 +335,54 @@ def _png(pixels: Any) -> bytes:
 # A block of the PDF: a heading and its rows, each row a tuple of cells (the first on the left, the others
 # right-aligned in their columns).
 _Block = tuple[str, list[tuple[str, ...]]]
-PDF_LINES_PER_PAGE = 58
 
 
-def render_pdf(report: MonthlyReport, language: str, chart: Any = None) -> bytes:
+def render_pdf(report: MonthlyReport, language: str, chart_png: bytes | None = None) -> bytes:
     """The month in a document: the chart, then per currency a table of categories with shares, incomes and
     the balance, the change against the previous month; budgets; the last six months per currency.
 
-    `chart`, the chart's pixels (render_report passes the ones it just drew for the PNG), is placed as an
-    image: drawing the chart a second time as vectors cost as much as the PNG itself."""
-    _pyplot()
-    from matplotlib.backends.backend_pdf import PdfPages
+    `chart_png` (render_report passes the PNG it just made) goes in as an image, as it is. The document is
+    written by report_pdf, not matplotlib's PDF backend: that one laid out and subset its fonts again for
+    every document, three quarters of a report's time (make bench)."""
+    from expensebot.jobs.report_pdf import A4, Document, load_font, read_png
 
-    if chart is None:
-        chart = chart_pixels(report, language)
-    month = month_name(language, report.month.month)
-    title = t(language, "pdf_title", month=month, year=report.month.year)
-    buffer = io.BytesIO()
-    with PdfPages(buffer, metadata={"Title": title, "Creator": "ExpenseBot"}) as pages:
-        page = _figure("pdf", PDF_PAGE, 72)
-        page.text(0.06, 0.965, title, fontsize=16, va="top")
-        # The chart across the page under the title, its pixels embedded as they are (interpolation "none").
-        height, width = chart.shape[0], chart.shape[1]
-        chart_height = 0.88 * PDF_PAGE[0] * height / width / PDF_PAGE[1]
-        axes = page.add_axes((0.06, 0.93 - chart_height, 0.88, chart_height))
-        axes.imshow(chart, interpolation="none", aspect="auto")
-        axes.set_axis_off()
-        top = 0.93 - chart_height - 0.02
-        lines_left = int((top - 0.04) / PDF_LINE)
-        for block in _pdf_blocks(report, language):
-            if len(block[1]) + 2 > lines_left:
-                pages.savefig(page)
-                page = _figure("pdf", PDF_PAGE, 72)
-                top, lines_left = 0.96, PDF_LINES_PER_PAGE
-            top = _write_block(page, block, top)
-            lines_left -= len(block[1]) + 2
-        pages.savefig(page)
-    return buffer.getvalue()
+    if chart_png is None:
+        chart_png = render_chart_png(report, language)
+    _pyplot()  # the fonts
+    document = Document(
+        fonts={"F1": load_font(_font_paths["DejaVuSans.ttf"]), "F2": load_font(_font_paths["DejaVuSansMono.ttf"])},
+        title=t(language, "pdf_title", month=month_name(language, report.month.month), year=report.month.year),
+    )
+    left, width, top_margin, bottom_margin = 36.0, A4[0] - 72.0, A4[1] - 40.0, 40.0
+    document.new_page()
+    document.text(left, top_margin - 16, document.title, font="F1", size=16)
+    png = read_png(chart_png)
+    height = width * png.height / png.width
+    document.image(png, left, top_margin - 30 - height, width, height)
+    y = top_margin - 30 - height - 16
+    for heading, rows in _pdf_blocks(report, language):
+        table = [row for row in rows if len(row) > 1]
+        sentences = [row[0] for row in rows if len(row) == 1]
+        needed = 22 + PDF_LEADING * (len(table) + len(sentences) + 1)
+        if y - needed < bottom_margin and y < top_margin - 1:
+            document.new_page()
+            y = top_margin
+        y -= 14
+        document.text(left, y, heading, font="F1", size=12, colour=(0.12, 0.23, 0.36))
+        y -= 8
+        for line in _table_lines(table) if table else []:
+            y -= PDF_LEADING
+            document.text(left + 12, y, line, font="F2", size=8.5)
+        if table:
+            y -= 4
+        for sentence in sentences:
+            y -= PDF_LEADING
+            document.text(left + 12, y, _replace_missing(sentence), font="F1", size=9)
+        y -= 10
+    return document.write()
 
 
-def _write_block(page: Figure, block: _Block, top: float) -> float:
-    """A heading, its table and its sentences. The table is one text artist in a monospaced font, columns
-    padded with spaces: matplotlib lays out and draws a PDF's text line by line, and an artist per column
-    tripled the lines, which were most of the PDF's time (make bench). Amounts in the table are numbers (the
-    heading names the currency): DejaVu Sans Mono has no ₽."""
-    heading, rows = block
-    page.text(0.06, top, heading, fontsize=12, va="top", color="#1f3b5c")
-    top -= PDF_LINE * 1.5
-    table = [row for row in rows if len(row) > 1]
-    sentences = [row[0] for row in rows if len(row) == 1]
-    if table:
-        page.text(0.08, top, "\n".join(_table_lines(table)), va="top", ha="left", fontsize=8.5,
-                  linespacing=1.5, family=MONO_FAMILY)
-        top -= PDF_LINE * (len(table) + 0.4)
-    if sentences:
-        page.text(0.08, top, "\n".join(sentences), va="top", ha="left", fontsize=9, linespacing=1.5)
-        top -= PDF_LINE * len(sentences)
-    return top - PDF_LINE * 0.9
+PDF_LEADING = 12.5  # points between two lines of the PDF's tables and sentences
 
 
 def _table_lines(rows: Sequence[tuple[str, ...]], width: int = 78) -> list[str]:
