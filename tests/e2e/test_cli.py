@@ -55,6 +55,9 @@ def test_import_times_lists_every_function_and_only_the_webhook_imports_aiogram(
     assert len(rows) == 11
     assert [f for f, row in rows.items() if row["imports_aiogram"]] == ["WebhookFunction"]
     assert all(row["import_seconds"] > 0 for row in rows.values())
+    # matplotlib is for the reports worker's task alone, and imported only when it draws a report.
+    assert [f for f, row in rows.items() if row["imports_matplotlib"]] == []
+    assert rows["ReportsWorkerFunction"]["first_report_seconds"] > 0
 
 
 def test_the_demo_runs_the_current_month_and_shows_what_each_user_received():
@@ -80,7 +83,15 @@ def test_the_demo_runs_the_current_month_and_shows_what_each_user_received():
     assert "4 expenses typed by" in out and "no failures" in out
     last = out.strip().splitlines()[-1]
     assert re.search(rf"Sent \d+ budget alert\(s\), 2 recurring payment\(s\), 4 month-end report\(s\), "
-                     rf"{days_in_month} admin report\(s\) and \d+ replies; the demo took \d+\.\d s\.", last), last
+                     rf"{days_in_month} admin report\(s\), 8 file\(s\) \(the reports' charts and PDFs, kept in \S+\) "
+                     rf"and \d+ replies; the demo took \d+\.\d s\.", last), last
+    # Each user's month-end report came with its chart and its PDF, named in the timeline and kept to be opened.
+    month = f"{today:%Y-%m}"
+    charts = re.findall(rf"chart: (\S+/\d+-expenses-{month}\.png) \(\d+ KB\)", out)
+    documents = re.findall(rf"document: (\S+/\d+-expenses-{month}\.pdf) \(\d+ KB\)", out)
+    assert len(charts) == len(documents) == 4, out
+    assert all(Path(chart).read_bytes().startswith(b"\x89PNG") for chart in charts)
+    assert all(Path(document).read_bytes().startswith(b"%PDF") for document in documents)
     assert '"level"' not in out  # the functions' JSON logs stay out of the timeline
 
 

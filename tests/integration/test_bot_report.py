@@ -97,3 +97,44 @@ def test_an_unreachable_reports_queue_answers_503_and_the_retry_enqueues_once(sy
     assert anna.post(report_update) == ["Готовлю отчёт за март — пришлю через минуту."]
     assert anna.post(report_update) == []
     assert len(queued_reports(system)) == 1
+
+
+def test_report_of_a_past_month_reports_that_month_with_its_chart_and_pdf(system, updates):
+    anna = Conversation(system, ANNA, updates)
+    anna.reply("1200 продукты", at=datetime(2026, 11, 12, 9, 0, tzinfo=MOSCOW))
+    anna.reply("300 кофе", at=datetime(2026, 11, 20, 9, 0, tzinfo=MOSCOW))
+    anna.reply("5000 такси", at=datetime(2026, 12, 2, 9, 0, tzinfo=MOSCOW))  # December: not in November's report
+
+    assert anna.reply("/report 2026-11", at=datetime(2026, 12, 3, 9, 0, tzinfo=MOSCOW)) == (
+        "Готовлю отчёт за ноябрь 2026 — пришлю через минуту."
+    )
+    received = system.receive_raw("ReportsQueue")
+    assert [json.loads(m["Body"])["args"]["month"] for m in received] == ["2026-11-01"]
+    assert system.invoke_worker("ReportsQueue", received) == {"batchItemFailures": []}
+
+    text = system.telegram.sent_messages(ANNA.user_id)[-1].params["text"]
+    assert text.startswith("📊 Отчёт за ноябрь 2026")
+    assert "Всего: 1\u00a0500,00\u00a0₽ (расходов: 2)" in text
+    photo, document = system.telegram.sent_files(ANNA.user_id)
+    assert photo.params["photo"].filename == "expenses-2026-11.png"
+    assert "Расходы: 1\u00a0500,00\u00a0₽ (2)" in photo.params["caption"]
+    assert document.params["document"].filename == "expenses-2026-11.pdf"
+
+
+@pytest.mark.parametrize(
+    ("argument", "answer"),
+    [
+        ("2026-13", "Не понял месяц «2026-13». Напишите его как год и месяц: /report 2026-12."),
+        ("ноябрь", "Не понял месяц «ноябрь». Напишите его как год и месяц: /report 2026-12."),
+        ("2026-05", "За май 2026 нет ни расходов, ни доходов — отчёт строить не из чего."),
+    ],
+)
+def test_report_of_a_month_it_cannot_read_or_without_data_says_so_and_enqueues_nothing(
+    system, updates, argument, answer
+):
+    anna = Conversation(system, ANNA, updates)
+    anna.reply("250 кофе", at=datetime(2026, 12, 1, 9, 0, tzinfo=MOSCOW))
+
+    assert anna.reply(f"/report {argument}", at=datetime(2026, 12, 3, 9, 0, tzinfo=MOSCOW)) == answer
+    assert queued_reports(system) == []
+

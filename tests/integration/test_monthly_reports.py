@@ -114,7 +114,46 @@ def test_the_end_to_end_path_sends_the_report_with_exact_amounts(system):
     assert _execute("SELECT user_id, month, total, expense_count FROM monthly_reports") == [
         (ANNA, MARCH, Decimal("1234.56"), 3)
     ]
-    assert _execute("SELECT kind, status, attempts FROM notifications") == [("monthly_report", "sent", 1)]
+    # The text, then the chart (a photo, the totals in its caption) and the PDF, each claimed on its own.
+    assert _execute("SELECT dedupe_key, kind, status, attempts FROM notifications ORDER BY id") == [
+        ("monthly_report:1001:2026-03", "monthly_report", "sent", 1),
+        ("monthly_report:1001:2026-03#file1", "monthly_report", "sent", 1),
+        ("monthly_report:1001:2026-03#file2", "monthly_report", "sent", 1),
+    ]
+    photo, document = system.telegram.sent_files(ANNA)
+    assert (photo.method, photo.params["photo"].filename) == ("sendPhoto", "expenses-2026-03.png")
+    assert photo.params["photo"].content.startswith(b"\x89PNG")
+    assert photo.params["caption"].splitlines()[:2] == ["📊 Отчёт за март 2026", f"Расходы: 1{NBSP}234,56{NBSP}₽ (3)"]
+    assert (document.method, document.params["document"].filename) == ("sendDocument", "expenses-2026-03.pdf")
+    assert document.params["document"].content.startswith(b"%PDF")
+
+
+def test_a_month_in_two_currencies_with_an_income_reports_each_currency_and_the_balance(system):
+    _user(system, ANNA)
+    _spend(ANNA, "1000.00", "groceries", _in_march(3))
+    _execute(
+        "INSERT INTO expenses (user_id, amount, currency, category, description, spent_at, created_at)"
+        " VALUES (%s, 25.50, 'USD', 'cafe', 'x', %s, %s)",
+        (ANNA, _in_march(4), _in_march(4)),
+    )
+    _execute(
+        "INSERT INTO incomes (user_id, amount, currency, category, description, received_at, created_at)"
+        " VALUES (%s, 50000, 'RUB', 'salary', 'зарплата', %s, %s)",
+        (ANNA, _in_march(5), _in_march(5)),
+    )
+    _spend(ANNA, "800.00", "groceries", datetime(2026, 2, 10, 12, 0, tzinfo=MOSCOW))
+
+    _fire(system, MARCH_LAST_SLOT)
+    system.drain("ReportsQueue")
+
+    (text,) = _reports_to(system, ANNA)
+    assert f"Всего: 1{NBSP}000,00{NBSP}₽ (расходов: 1)" in text
+    assert f"Всего: 25,50{NBSP}$ (расходов: 1)" in text  # never added to the roubles
+    assert f"Доходы: 50{NBSP}000,00{NBSP}₽ (поступлений: 1)" in text
+    assert f"Баланс: +49{NBSP}000,00{NBSP}₽" in text
+    assert f"Изменение: +200,00{NBSP}₽ (+25,0 %)" in text
+    caption = system.telegram.sent_files(ANNA)[0].params["caption"]
+    assert f"Баланс: +49{NBSP}000,00{NBSP}₽" in caption and f"Расходы: 25,50{NBSP}$ (1)" in caption
 
 
 def test_a_cent_and_two_cents_make_three_cents(system):
@@ -276,7 +315,8 @@ def test_a_rerun_before_the_first_units_ran_enqueues_twice_but_sends_once(system
     assert (drained.processed, drained.failed) == (2, 0)
     assert len(_reports_to(system, ANNA)) == 1
     assert _execute("SELECT count(*) FROM monthly_reports") == [(1,)]
-    assert _execute("SELECT kind, status, attempts FROM notifications") == [("monthly_report", "sent", 1)]
+    assert len(system.telegram.sent_files(ANNA)) == 2  # one chart, one PDF
+    assert _execute("SELECT kind, status, attempts FROM notifications") == [("monthly_report", "sent", 1)] * 3
 
 
 def test_a_duplicate_sqs_delivery_sends_one_message_and_keeps_one_record_of_each(system):
@@ -292,8 +332,11 @@ def test_a_duplicate_sqs_delivery_sends_one_message_and_keeps_one_record_of_each
     assert first == second == {"batchItemFailures": []}
     assert len(_reports_to(system, ANNA)) == 1
     assert _execute("SELECT user_id, month FROM monthly_reports") == [(ANNA, MARCH)]
-    assert _execute("SELECT dedupe_key, status, attempts FROM notifications") == [
-        ("monthly_report:1001:2026-03", "sent", 1)
+    assert [call.method for call in system.telegram.sent_files(ANNA)] == ["sendPhoto", "sendDocument"]
+    assert _execute("SELECT dedupe_key, status, attempts FROM notifications ORDER BY id") == [
+        ("monthly_report:1001:2026-03", "sent", 1),
+        ("monthly_report:1001:2026-03#file1", "sent", 1),
+        ("monthly_report:1001:2026-03#file2", "sent", 1),
     ]
 
 
@@ -369,3 +412,22 @@ def test_the_sample_sqs_event_sends_annas_march_report_through_the_reports_worke
     assert response == {"batchItemFailures": []}
     (text,) = _reports_to(system, args["user_id"])
     assert text.startswith("📊 Отчёт за март 2026") and f"250,00{NBSP}₽" in text
+
+
+def test_a_chart_that_cannot_be_drawn_still_sends_the_months_text(system, monkeypatch):
+    from expensebot.jobs import report_render
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("matplotlib failed")
+
+    monkeypatch.setattr(report_render, "render_report", broken)
+    _user(system, ANNA)
+    _spend(ANNA, "50.00", "cafe", _in_march(5))
+
+    _fire(system, MARCH_LAST_SLOT)
+    drained = system.drain("ReportsQueue")
+
+    assert (drained.processed, drained.failed) == (1, 0)
+    (text,) = _reports_to(system, ANNA)
+    assert text.startswith("📊 Отчёт за март 2026")
+    assert system.telegram.sent_files(ANNA) == []

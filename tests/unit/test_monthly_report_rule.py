@@ -18,6 +18,7 @@ from expensebot.jobs.monthly_reports import (
     is_last_day_of_month,
     month_due,
     months_to_report,
+    report_from_rows,
     report_text,
 )
 
@@ -92,11 +93,18 @@ def test_equal_categories_are_ordered_by_name_and_thirds_are_rounded_to_one_deci
 def _report(
     amounts: dict[str, str], previous: str = "0", budgets: tuple[BudgetStatus, ...] = (), count: int = 3
 ) -> MonthlyReport:
-    categories = category_shares({k: Decimal(v) for k, v in amounts.items()})
-    return MonthlyReport(
-        user_id=1, month=date(2026, 3, 1), total=sum((c.amount for c in categories), Decimal(0)),
-        expense_count=count, categories=categories, previous_total=Decimal(previous), budgets=budgets,
-    )
+    """A report built from the rows the report's query returns: March's categories (the whole count on the
+    first), February's total, and the budgets' limits (what they spent follows from the categories)."""
+    rows: list[tuple[object, ...]] = [
+        ("expense_category", "RUB", category, Decimal(amount), count if i == 0 else 0)
+        for i, (category, amount) in enumerate(amounts.items())
+    ]
+    if Decimal(previous):
+        rows.append(("expense_month", "RUB", "2026-02", Decimal(previous), 1))
+    rows += [("budget", "RUB", budget.category, budget.limit, None) for budget in budgets]
+    report = report_from_rows(1, date(2026, 3, 1), rows)
+    assert [(b.category, b.spent) for b in report.budgets] == [(b.category, b.spent) for b in budgets]
+    return report
 
 
 def test_the_russian_report_shows_every_amount_to_the_kopeck() -> None:

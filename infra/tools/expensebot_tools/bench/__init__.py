@@ -31,7 +31,7 @@ BENCH_DIR = PROJECT_ROOT / ".bench"
 RESULTS_PATH = BENCH_DIR / "results.jsonl"
 # The modules that register benchmarks, in the order `make bench` runs them. The cleanup comes after the
 # data-set benchmarks: it deletes and restores a million rows, and they should not measure after that churn.
-BENCHMARK_MODULES = ("budget_check", "planners", "bot", "cleanup", "broadcast", "parsing")
+BENCHMARK_MODULES = ("budget_check", "planners", "bot", "report_render", "cleanup", "broadcast", "parsing")
 
 
 @dataclass(frozen=True)

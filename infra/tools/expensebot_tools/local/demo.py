@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import time
 import warnings
@@ -42,6 +43,10 @@ KIND_LABELS = {
     "admin_report": ("admin report", "yellow"),
 }
 REPLY = "reply"
+FILE = "file"  # a photo or a document: the month-end report's chart and PDF
+SEND_METHODS = ("sendMessage", "sendPhoto", "sendDocument")
+# Where the demo leaves the files its users were sent (the month-end charts and PDFs), to be opened.
+DEMO_FILES_DIR = Path(tempfile.gettempdir()) / "expensebot-demo-files"
 
 
 @dataclass
@@ -106,9 +111,10 @@ def run_demo(console: Console | None = None, *, day: datetime | None = None, dat
         finally:
             if not database_url:
                 postgres.stop()
+        keep_files(outbox, DEMO_FILES_DIR)
         calls = [json.loads(line) for line in outbox.read_text(encoding="utf-8").splitlines() if line.strip()]
     lines = timeline(calls, kinds, start, end, zone, admin_chats=_admin_chats(settings["ADMIN_CHAT_IDS"]))
-    sent = Counter(line.kind for line in lines if line.kind and line.kind != REPLY)
+    sent = Counter(line.kind for line in lines if line.kind and line.kind not in (REPLY, FILE))
     result = DemoResult(lines=lines, sent_by_kind=sent, report=report, seconds=time.monotonic() - started)
     _print(console, result, start, zone_name, external_db=database_url is not None)
     return result
@@ -162,16 +168,44 @@ def timeline(calls: list[dict[str, Any]], kinds: dict[tuple[int, int], str], sta
                           "cyan"))
     sent_per_chat: Counter[int] = Counter()
     for call in calls:
-        if call.get("method") != "sendMessage" or call.get("status") != 200:
+        if call.get("method") not in SEND_METHODS or call.get("status") != 200:
             continue
         chat = int(call["chat_id"])
+        # The stand-in numbers a chat's messages, photos and documents alike, as Telegram does.
         sent_per_chat[chat] += 1
         kind = kinds.get((chat, sent_per_chat[chat]), REPLY)
         style = KIND_LABELS.get(kind, (kind, "green"))[1] if kind != REPLY else "green"
-        lines.append(Line(datetime.fromisoformat(call["at"]).astimezone(zone), f"bot → {names.get(chat, chat)}",
-                          str(call.get("text", "")), style, kind))
+        at = datetime.fromisoformat(call["at"]).astimezone(zone)
+        if call["method"] == "sendMessage":
+            lines.append(Line(at, f"bot → {names.get(chat, chat)}", str(call.get("text", "")), style, kind))
+            continue
+        file = call.get("photo") or call.get("document") or {}
+        label = "chart" if call["method"] == "sendPhoto" else "document"
+        lines.append(Line(at, f"bot → {names.get(chat, chat)}",
+                          f"{label}: {file.get('path') or file.get('file_name', '?')} ({_size(file.get('file_size'))})",
+                          style, FILE))
     # Stable sort: at one instant, the user's message stays before the bot's answer.
     return sorted(lines, key=lambda line: line.at)
+
+
+def _size(size: object) -> str:
+    return f"{int(size) / 1024:.0f} KB" if isinstance(size, int) else "?"
+
+
+def keep_files(outbox: Path, target: Path) -> None:
+    """The files the stand-in saved beside the outbox, moved to `target` (emptied first), with the outbox
+    lines' paths rewritten to point there: the scratch directory goes when the demo ends, the files stay
+    to be looked at."""
+    saved = outbox.with_name(outbox.name + ".files")
+    if target.exists():
+        shutil.rmtree(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if saved.exists():
+        shutil.copytree(saved, target)
+    text = outbox.read_text(encoding="utf-8") if outbox.exists() else ""
+    outbox.write_text(text.replace(json.dumps(str(saved))[1:-1], json.dumps(str(target))[1:-1]), encoding="utf-8")
+
+
 
 
 def brief(text: str, max_lines: int = 2) -> str:
@@ -219,6 +253,8 @@ def _what(line: Line, day: datetime) -> Text:
     """A message's first lines, after its kind; a daily admin report in one line after the first day's."""
     if not line.kind or line.kind == REPLY:
         return Text(brief(line.text))
+    if line.kind == FILE:
+        return Text(line.text, style="dim")
     label, style = KIND_LABELS.get(line.kind, (line.kind, "green"))
     short = line.kind == "admin_report" and day.day > 1
     return Text.assemble((f"{label}: ", f"bold {style}"), brief(line.text, max_lines=1 if short else 2))
@@ -228,7 +264,7 @@ def _condensed(lines: list[Line]) -> list[Line]:
     """A later day: the jobs' messages in full, the users' expenses and their replies as one line."""
     typed = [line for line in lines if not line.kind]
     replies = [line for line in lines if line.kind == REPLY]
-    kept = [line for line in lines if line.kind and line.kind != REPLY]
+    kept = [line for line in lines if line.kind and line.kind != REPLY]  # files included
     if typed:
         who = ", ".join(dict.fromkeys(line.who.removesuffix(" → bot") for line in typed))
         answered = "the bot answered each" if len(replies) == len(typed) else f"{len(replies)} bot replies"
@@ -241,4 +277,6 @@ def total_line(result: DemoResult) -> str:
     parts = [f"{counts.get(kind, 0)} {label}(s)" for kind, (label, _) in KIND_LABELS.items()
              if kind != "report" or counts.get(kind)]
     replies = sum(1 for line in result.lines if line.kind == REPLY)
-    return f"Sent {', '.join(parts)} and {replies} replies; the demo took {result.seconds:.1f} s."
+    files = sum(1 for line in result.lines if line.kind == FILE)
+    return (f"Sent {', '.join(parts)}, {files} file(s) (the reports' charts and PDFs, kept in {DEMO_FILES_DIR}) "
+            f"and {replies} replies; the demo took {result.seconds:.1f} s.")

@@ -29,17 +29,19 @@ enqueues to the run's counters in the ledger."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field, field_validator
 
 from expensebot.bootstrap import Runtime
-from expensebot.delivery import Delivery, OutboundMessage, deliver
-from expensebot.money import format_money, totals_by_currency
+from expensebot.delivery import Attachment, Delivery, OutboundMessage, count, deliver
+from expensebot.money import format_money
 from expensebot.observability import logger
 from expensebot.scheduling import (
     Continuation,
@@ -52,7 +54,7 @@ from expensebot.scheduling import (
     job,
 )
 from expensebot.tasks import task
-from expensebot.texts import category_name, format_percent, format_totals, language_for, month_name, t
+from expensebot.texts import category_name, format_percent, language_for, month_name, t
 
 JOB = "send_monthly_reports"
 REPORT_KIND = "monthly_report"  # notifications.kind of a month's report
@@ -293,14 +295,15 @@ def continue_monthly_reports(runtime: Runtime, continuation: ReportsContinuation
 class CategorySpend:
     category: str
     amount: Decimal
-    share: Decimal  # percent of the month's total, one decimal
+    share: Decimal  # percent of the currency's month total, one decimal
 
 
 @dataclass(frozen=True)
 class BudgetStatus:
     category: str | None  # None: the whole month's budget
     limit: Decimal
-    spent: Decimal
+    spent: Decimal  # what the month spent in the budget's currency (and category)
+    currency: str = "RUB"
 
     @property
     def percent(self) -> Decimal:
@@ -311,18 +314,34 @@ class BudgetStatus:
         return max(Decimal(0), self.spent - self.limit)
 
 
+def _change_percent(total: Decimal, previous: Decimal) -> Decimal | None:
+    if previous == 0:
+        return None
+    return ((total - previous) * 100 / previous).quantize(TENTH, rounding=ROUND_HALF_EVEN)
+
+
 @dataclass(frozen=True)
-class MonthlyReport:
-    user_id: int
-    month: date
-    total: Decimal
+class CurrencyMonth:
+    """One currency's month: amounts in different currencies are never added, so a report has one of these
+    per currency the month (or a budget) used."""
+
+    currency: str
+    total: Decimal  # expenses
     expense_count: int
-    categories: tuple[CategorySpend, ...]
+    categories: tuple[CategorySpend, ...]  # largest first
+    daily: tuple[Decimal, ...]  # spending per day of the month, day 1 first, one entry per day
+    income: Decimal
+    income_count: int
+    income_categories: tuple[CategorySpend, ...]
     previous_total: Decimal
     budgets: tuple[BudgetStatus, ...]
     # The currency of total, categories, previous_total and budgets; `totals` has every currency's total.
     currency: str = "RUB"
     totals: tuple[tuple[str, Decimal], ...] = ()
+
+    @property
+    def balance(self) -> Decimal:
+        return self.income - self.total
 
     @property
     def change(self) -> Decimal:
@@ -331,9 +350,90 @@ class MonthlyReport:
     @property
     def change_percent(self) -> Decimal | None:
         """Against the previous month, one decimal; None when that month had nothing to compare with."""
-        if self.previous_total == 0:
-            return None
-        return (self.change * 100 / self.previous_total).quantize(TENTH, rounding=ROUND_HALF_EVEN)
+        return _change_percent(self.total, self.previous_total)
+
+
+@dataclass(frozen=True)
+class MonthTotals:
+    """A month of the six-month history, in one currency."""
+
+    month: date  # its first day
+    currency: str
+    expenses: Decimal
+    incomes: Decimal
+
+
+@dataclass(frozen=True)
+class MonthlyReport:
+    user_id: int
+    month: date
+    user_currency: str
+    currencies: tuple[CurrencyMonth, ...]  # the user's currency first, then by code
+    history: tuple[MonthTotals, ...]  # the last six months (this one included), by currency then month
+
+    @property
+    def main(self) -> CurrencyMonth:
+        """The currency the chart draws: the user's own when the month spent in it, else the first that spent."""
+        for month in self.currencies:
+            if month.expense_count:
+                return month
+        return self.currencies[0] if self.currencies else _empty_currency_month(self.user_currency, self.month)
+
+    @property
+    def expense_count(self) -> int:
+        return sum(month.expense_count for month in self.currencies)
+
+    @property
+    def income_count(self) -> int:
+        return sum(month.income_count for month in self.currencies)
+
+    @property
+    def is_empty(self) -> bool:
+        return self.expense_count == 0 and self.income_count == 0
+
+    # The main currency's figures, under the names the text report and the monthly_reports row use.
+    @property
+    def total(self) -> Decimal:
+        return self.main.total
+
+    @property
+    def categories(self) -> tuple[CategorySpend, ...]:
+        return self.main.categories
+
+    @property
+    def previous_total(self) -> Decimal:
+        return self.main.previous_total
+
+    @property
+    def change(self) -> Decimal:
+        return self.main.change
+
+    @property
+    def change_percent(self) -> Decimal | None:
+        return self.main.change_percent
+
+    @property
+    def budgets(self) -> tuple[BudgetStatus, ...]:
+        return tuple(budget for month in self.currencies for budget in month.budgets)
+
+    def history_months(self) -> tuple[date, ...]:
+        """The six months of the history, oldest first."""
+        months = [self.month]
+        for _ in range(HISTORY_MONTHS - 1):
+            months.insert(0, previous_month(months[0]))
+        return tuple(months)
+
+
+HISTORY_MONTHS = 6
+
+
+def days_in_month(month: date) -> int:
+    return (next_month(month) - month).days
+
+
+def _empty_currency_month(code: str, month: date) -> CurrencyMonth:
+    return CurrencyMonth(code, Decimal(0), 0, (), (Decimal(0),) * days_in_month(month), Decimal(0), 0, (),
+                         Decimal(0), ())
 
 
 def category_shares(amounts: Mapping[str, Decimal]) -> tuple[CategorySpend, ...]:
@@ -350,65 +450,121 @@ def category_shares(amounts: Mapping[str, Decimal]) -> tuple[CategorySpend, ...]
     )
 
 
-# One statement, one snapshot: the user's spending of the month and of the one before, per currency and
-# category, the user's budgets beside it, and the user's own currency.
-_MONTH_SPEND_AND_BUDGETS = """
-SELECT 'spend' AS source, e.spent_at >= %(start)s AS this_month, e.currency, e.category,
-       SUM(e.amount) AS amount, COUNT(*) AS expense_count
-  FROM expenses e
- WHERE e.user_id = %(user_id)s AND e.spent_at >= %(previous_start)s AND e.spent_at < %(end)s
- GROUP BY 2, 3, 4
+# One statement, one snapshot, for everything a report shows: the six months' expenses and incomes of the
+# user (one range scan each, through expenses_user_spent_at and incomes_user_received), grouped in the
+# application's zone by category, by day and by month, per currency; the user's budgets; the user's currency.
+# Months and days are read in the application's zone (%(tz)s), as month_bounds cuts them.
+_REPORT_DATA = """
+WITH e AS MATERIALIZED (
+    SELECT currency, category, amount, spent_at AT TIME ZONE %(tz)s AS local_at, spent_at >= %(start)s AS this_month
+      FROM expenses
+     WHERE user_id = %(user_id)s AND spent_at >= %(history_start)s AND spent_at < %(end)s
+), i AS MATERIALIZED (
+    SELECT currency, category, amount, received_at AT TIME ZONE %(tz)s AS local_at,
+           received_at >= %(start)s AS this_month
+      FROM incomes
+     WHERE user_id = %(user_id)s AND received_at >= %(history_start)s AND received_at < %(end)s
+)
+SELECT 'expense_category' AS source, currency, category AS label, SUM(amount) AS amount, COUNT(*) AS n
+  FROM e WHERE this_month GROUP BY currency, category
 UNION ALL
-SELECT 'budget', NULL::boolean, b.currency, b.category, b.amount, NULL::bigint
-  FROM budgets b
- WHERE b.user_id = %(user_id)s AND b.period = 'month'
+SELECT 'expense_day', currency, extract(day FROM local_at)::int::text, SUM(amount), COUNT(*)
+  FROM e WHERE this_month GROUP BY currency, 3
 UNION ALL
-SELECT 'user', NULL::boolean, u.currency, NULL, NULL, NULL
-  FROM users u
- WHERE u.user_id = %(user_id)s
+SELECT 'expense_month', currency, to_char(local_at, 'YYYY-MM'), SUM(amount), COUNT(*)
+  FROM e GROUP BY currency, 3
+UNION ALL
+SELECT 'income_category', currency, category, SUM(amount), COUNT(*)
+  FROM i WHERE this_month GROUP BY currency, category
+UNION ALL
+SELECT 'income_month', currency, to_char(local_at, 'YYYY-MM'), SUM(amount), COUNT(*)
+  FROM i GROUP BY currency, 3
+UNION ALL
+-- A week's or a day's budget is not a month's: the report shows the month's only.
+SELECT 'budget', currency, category, amount, NULL FROM budgets WHERE user_id = %(user_id)s AND period = 'month'
+UNION ALL
+SELECT 'user', currency, NULL, NULL, NULL FROM users WHERE user_id = %(user_id)s
 """
+
+
+def report_parameters(runtime: Runtime, user_id: int, month: date) -> dict[str, object]:
+    month = month.replace(day=1)
+    tz = runtime.settings.tz
+    start, end = month_bounds(month, tz)
+    history_start = month
+    for _ in range(HISTORY_MONTHS - 1):
+        history_start = previous_month(history_start)
+    return {
+        "user_id": user_id, "start": start, "end": end, "tz": tz.key,
+        "history_start": month_bounds(history_start, tz)[0],
+    }
 
 
 def build_monthly_report(runtime: Runtime, user_id: int, month: date) -> MonthlyReport:
     month = month.replace(day=1)
-    tz = runtime.settings.tz
-    start, end = month_bounds(month, tz)
-    previous_start, _ = month_bounds(previous_month(month), tz)
-    rows = runtime.db.fetch_all(
-        _MONTH_SPEND_AND_BUDGETS,
-        {"user_id": user_id, "start": start, "end": end, "previous_start": previous_start},
+    rows = runtime.db.fetch_tuples(_REPORT_DATA, report_parameters(runtime, user_id, month))
+    return report_from_rows(user_id, month, rows, default_currency=runtime.settings.default_currency)
+
+
+def report_from_rows(
+    user_id: int, month: date, rows: Sequence[tuple[Any, ...]], *, default_currency: str = "RUB"
+) -> MonthlyReport:
+    """The report out of _REPORT_DATA's rows (source, currency, label, amount, count); pure, so the bench
+    and the unit tests build reports without a database."""
+    user_currency = default_currency
+    spend: dict[str, dict[str, Decimal]] = defaultdict(dict)
+    counts: dict[str, int] = defaultdict(int)
+    daily: dict[str, dict[int, Decimal]] = defaultdict(dict)
+    income: dict[str, dict[str, Decimal]] = defaultdict(dict)
+    income_counts: dict[str, int] = defaultdict(int)
+    by_month: dict[tuple[str, str], list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
+    budgets: dict[str, list[tuple[str | None, Decimal]]] = defaultdict(list)
+    for source, code, label, amount, n in rows:
+        if source == "expense_category":
+            spend[code][label] = amount
+            counts[code] += n
+        elif source == "expense_day":
+            daily[code][int(label)] = amount
+        elif source == "expense_month":
+            by_month[code, label][0] = amount
+        elif source == "income_category":
+            income[code][label] = amount
+            income_counts[code] += n
+        elif source == "income_month":
+            by_month[code, label][1] = amount
+        elif source == "budget":
+            budgets[code].append((label, amount))
+        elif source == "user":
+            user_currency = code
+    previous = f"{previous_month(month):%Y-%m}"
+    codes = sorted(spend.keys() | income.keys() | budgets.keys(), key=lambda code: (code != user_currency, code))
+    day_count = days_in_month(month)
+    currencies = []
+    for code in codes:
+        total = sum(spend[code].values(), Decimal(0))
+        currencies.append(CurrencyMonth(
+            currency=code,
+            total=total,
+            expense_count=counts[code],
+            categories=category_shares(spend[code]),
+            daily=tuple(daily[code].get(day, Decimal(0)) for day in range(1, day_count + 1)),
+            income=sum(income[code].values(), Decimal(0)),
+            income_count=income_counts[code],
+            income_categories=category_shares(income[code]),
+            previous_total=by_month[code, previous][0] if (code, previous) in by_month else Decimal(0),
+            budgets=tuple(
+                BudgetStatus(category, limit, total if category is None else spend[code].get(category, Decimal(0)),
+                             code)
+                for category, limit in sorted(budgets[code], key=lambda b: (b[0] is not None, b[0] or ""))
+            ),
+        ))
+    history_codes = sorted({code for code, _ in by_month}, key=lambda code: (code != user_currency, code))
+    months = MonthlyReport(user_id, month, user_currency, (), ()).history_months()
+    history = tuple(
+        MonthTotals(m, code, *by_month.get((code, f"{m:%Y-%m}"), (Decimal(0), Decimal(0))))
+        for code in history_codes for m in months
     )
-    user_currency = next((row["currency"] for row in rows if row["source"] == "user"), None)
-    spend = [row for row in rows if row["source"] == "spend"]
-    this_month_rows = [row for row in spend if row["this_month"]]
-    counts: dict[str, int] = {}
-    for row in this_month_rows:
-        counts[row["currency"]] = counts.get(row["currency"], 0) + row["expense_count"]
-    # The main currency: the user's own when the month has expenses in it, else the most used one.
-    main = user_currency or runtime.settings.default_currency
-    if counts and main not in counts:
-        main = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[0][0]
-    this_month = {row["category"]: row["amount"] for row in this_month_rows if row["currency"] == main}
-    previous_total = sum((row["amount"] for row in spend if not row["this_month"] and row["currency"] == main),
-                         Decimal(0))
-    total = sum(this_month.values(), Decimal(0))
-    budget_rows = [row for row in rows if row["source"] == "budget" and row["currency"] == main]
-    budgets = tuple(
-        BudgetStatus(row["category"], row["amount"], total if row["category"] is None
-                     else this_month.get(row["category"], Decimal(0)))
-        for row in sorted(budget_rows, key=lambda row: (row["category"] is not None, row["category"] or ""))
-    )
-    return MonthlyReport(
-        user_id=user_id,
-        month=month,
-        total=total,
-        expense_count=sum(counts.values()),
-        categories=category_shares(this_month),
-        previous_total=previous_total,
-        budgets=budgets,
-        currency=main,
-        totals=tuple(totals_by_currency(((row["currency"], row["amount"]) for row in this_month_rows), first=main)),
-    )
+    return MonthlyReport(user_id, month, user_currency, tuple(currencies), history)
 
 
 def format_tenths(value: Decimal, language: str, *, signed: bool = False) -> str:
@@ -419,55 +575,61 @@ def format_tenths(value: Decimal, language: str, *, signed: bool = False) -> str
     return text.replace(".", ",") if language != "en" else text
 
 
-def _signed_money(amount: Decimal, language: str, code: str) -> str:
+def signed_money(amount: Decimal, code: str, language: str) -> str:
     return ("+" if amount > 0 else "") + format_money(amount, code, language)
 
 
 def report_text(report: MonthlyReport, language: str) -> str:
-    def money(amount: Decimal) -> str:
-        return format_money(amount, report.currency, language)
-
+    """The report as a message: per currency (the user's first), totals, categories, incomes and the balance,
+    the change against the previous month, budgets."""
     month = month_name(language, report.month.month)
-    if report.expense_count == 0:
+    if report.is_empty:
         return t(language, "report_empty", month=month, year=report.month.year)
-    lines = [
-        t(language, "report_title", month=month, year=report.month.year),
-        "",
-        t(language, "report_total", total=format_totals(list(report.totals) or [(report.currency, report.total)],
-                                                        language), count=report.expense_count),
-        "",
-        # With several currencies, the categories (and the change and budgets after them) are the main one's.
-        t(language, "report_categories") if len(report.totals) < 2
-        else t(language, "report_categories_in", currency=report.currency),
-    ]
-    lines += [
-        t(language, "report_category_line", category=category_name(language, spend.category),
-          amount=money(spend.amount), share=format_tenths(spend.share, language))
-        for spend in report.categories
-    ]
-    lines.append("")
+    lines = [t(language, "report_title", month=month, year=report.month.year)]
     previous = month_name(language, previous_month(report.month).month)
-    change_percent = report.change_percent
-    if change_percent is None:
-        lines.append(t(language, "report_previous_none", month=previous))
-    else:
-        lines.append(t(language, "report_previous", month=previous, total=money(report.previous_total)))
-        lines.append(t(language, "report_change", amount=_signed_money(report.change, language, report.currency),
-                       percent=format_tenths(change_percent, language, signed=True)))
+    for cm in report.currencies:
+        if not (cm.expense_count or cm.income_count):
+            continue
+
+        def money(amount: Decimal, code: str = cm.currency) -> str:
+            return format_money(amount, code, language)
+
+        lines += ["", t(language, "report_total", total=money(cm.total), count=cm.expense_count)]
+        if cm.categories:
+            lines += ["", t(language, "report_categories")]
+            lines += [
+                t(language, "report_category_line", category=category_name(language, spend.category),
+                  amount=money(spend.amount), share=format_tenths(spend.share, language))
+                for spend in cm.categories
+            ]
+        if cm.income_count:
+            lines += ["", t(language, "report_incomes", total=money(cm.income), count=cm.income_count),
+                      t(language, "report_balance", amount=signed_money(cm.balance, cm.currency, language))]
+        lines.append("")
+        change_percent = cm.change_percent
+        if change_percent is None:
+            lines.append(t(language, "report_previous_none", month=previous))
+        else:
+            lines.append(t(language, "report_previous", month=previous, total=money(cm.previous_total)))
+            lines.append(t(language, "report_change", amount=signed_money(cm.change, cm.currency, language),
+                           percent=format_tenths(change_percent, language, signed=True)))
     if report.budgets:
         lines += ["", t(language, "report_budgets")]
-        for budget in report.budgets:
-            label = (
-                t(language, "report_budget_category", category=category_name(language, budget.category))
-                if budget.category
-                else t(language, "report_budget_total")
-            )
-            line = t(language, "report_budget_line", label=label, spent=money(budget.spent),
-                     limit=money(budget.limit), percent=format_percent(budget.percent))
-            if budget.over_by > 0:
-                line += t(language, "report_budget_over", amount=money(budget.over_by))
-            lines.append(line)
+        lines += [budget_line(budget, language) for budget in report.budgets]
     return "\n".join(lines)
+
+
+def budget_line(budget: BudgetStatus, language: str) -> str:
+    label = (
+        t(language, "report_budget_category", category=category_name(language, budget.category))
+        if budget.category
+        else t(language, "report_budget_total")
+    )
+    line = t(language, "report_budget_line", label=label, spent=format_money(budget.spent, budget.currency, language),
+             limit=format_money(budget.limit, budget.currency, language), percent=format_percent(budget.percent))
+    if budget.over_by > 0:
+        line += t(language, "report_budget_over", amount=format_money(budget.over_by, budget.currency, language))
+    return line
 
 
 # ---------------------------------------------------------------- the worker task
@@ -498,6 +660,7 @@ def send_monthly_report(runtime: Runtime, unit: ReportUnit) -> Delivery | None:
                 {"user_id": unit.user_id, "month": unit.month, "total": report.total,
                  "expense_count": report.expense_count, "now": runtime.clock.now()},
             )
+    language = language_for(unit.language_code)
     return deliver(
         runtime,
         OutboundMessage(
@@ -505,6 +668,28 @@ def send_monthly_report(runtime: Runtime, unit: ReportUnit) -> Delivery | None:
             kind=unit.kind,
             chat_id=unit.chat_id,
             user_id=unit.user_id,
-            text=report_text(report, language_for(unit.language_code)),
+            text=report_text(report, language),
+            attachments=() if report.is_empty else report_attachments(report, language),
         ),
+    )
+
+
+def report_attachments(report: MonthlyReport, language: str) -> tuple[Attachment, ...]:
+    """The chart (a photo, the totals in its caption) and the PDF: one report, sent after its text, each
+    under its own claim (delivery.py), so a redelivery sends only what did not go out."""
+    # Imported here: report_render imports matplotlib when it draws, and only this task draws.
+    from expensebot.jobs.report_render import render_report
+
+    try:
+        rendered = render_report(report, language)
+    except Exception:
+        # A drawing that fails for one user's data must not keep the month's text from them: it goes alone,
+        # and the failure is in the log (and in FailedRenders) to be fixed.
+        logger.exception("could not draw the report's chart and PDF: sending the text alone",
+                         extra={"user_id": report.user_id, "month": f"{report.month:%Y-%m}"})
+        count("FailedRenders", REPORT_KIND)
+        return ()
+    return (
+        Attachment("sendPhoto", rendered.png_name, rendered.png, "image/png", caption=rendered.caption),
+        Attachment("sendDocument", rendered.pdf_name, rendered.pdf, "application/pdf"),
     )
