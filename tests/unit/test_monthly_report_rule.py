@@ -194,23 +194,25 @@ def test_a_slot_reports_the_owed_previous_month_first_then_its_own_on_the_last_d
     assert months_to_report(slot, tz, previous_month_owed=owed) == months
 
 
-def test_a_month_in_several_currencies_has_one_total_per_currency_and_the_main_ones_categories() -> None:
-    report = _report({"groceries": "1000.00", "cafe": "250.00"})
-    report = MonthlyReport(**{**report.__dict__, "expense_count": 4,
-                              "totals": (("RUB", Decimal("1250.00")), ("USD", Decimal("25.00")))})
+def test_a_month_in_several_currencies_has_one_block_per_currency_never_one_total() -> None:
+    rows = [("expense_category", "RUB", "groceries", Decimal("1000.00"), 2),
+            ("expense_category", "RUB", "cafe", Decimal("250.00"), 1),
+            ("expense_category", "USD", "cafe", Decimal("25.00"), 1), ("user", "RUB", None, None, None)]
 
-    text = report_text(report, "ru")
+    text = report_text(report_from_rows(1, date(2026, 11, 1), rows), "ru")
 
-    assert f"Всего: 1{NBSP}250,00{NBSP}₽ и 25,00{NBSP}$ (расходов: 4)" in text
-    assert "По категориям, RUB:" in text
+    assert f"Всего: 1{NBSP}250,00{NBSP}₽ (расходов: 3)" in text and f"Всего: 25,00{NBSP}$ (расходов: 1)" in text
+    # The user's currency first; the roubles' shares are of the roubles only: 1 000 of 1 250 is 80 %.
+    assert text.index("₽ (расходов") < text.index("$ (расходов")
     assert f"• продукты: 1{NBSP}000,00{NBSP}₽ (80,0 %)" in text
+    assert "1 275" not in text.replace(NBSP, " ")
 
 
 def test_a_report_whose_main_currency_is_not_the_rouble_writes_it_everywhere() -> None:
-    report = _report({"cafe": "12.50"}, previous="10.00")
-    report = MonthlyReport(**{**report.__dict__, "currency": "EUR", "totals": (("EUR", Decimal("12.50")),)})
+    rows = [("expense_category", "EUR", "cafe", Decimal("12.50"), 3),
+            ("expense_month", "EUR", "2026-10", Decimal("10.00"), 1), ("user", "EUR", None, None, None)]
 
-    text = report_text(report, "en")
+    text = report_text(report_from_rows(1, date(2026, 11, 1), rows), "en")
 
     assert "Total: 12.50 € (expenses: 3)" in text and "₽" not in text
-    assert "By category:" in text
+    assert "Change: +2.50 € (+25.0 %)" in text

@@ -335,9 +335,6 @@ class CurrencyMonth:
     income_categories: tuple[CategorySpend, ...]
     previous_total: Decimal
     budgets: tuple[BudgetStatus, ...]
-    # The currency of total, categories, previous_total and budgets; `totals` has every currency's total.
-    currency: str = "RUB"
-    totals: tuple[tuple[str, Decimal], ...] = ()
 
     @property
     def balance(self) -> Decimal:
