@@ -378,22 +378,43 @@ def test_the_webhook_answers_telegram_on_post_within_api_gateways_30_seconds(tem
 # ---------------------------------------------------------------- the layer
 
 
-def test_the_layer_is_built_for_the_functions_runtime(template):
-    (layer,) = template.of_type("AWS::Serverless::LayerVersion").values()
+def test_the_layers_are_built_for_the_functions_runtime(template):
+    layers = template.of_type("AWS::Serverless::LayerVersion")
+    assert set(layers) == {"ExpenseBotLayer", "ReportsLayer"}
     runtime = template.globals["Runtime"]
-    assert runtime in layer["Properties"]["CompatibleRuntimes"]
-    assert layer["Metadata"]["BuildMethod"] == runtime
-    assert template.globals["Layers"] == [{"Ref": next(iter(template.of_type("AWS::Serverless::LayerVersion")))}]
+    for layer in layers.values():
+        assert runtime in layer["Properties"]["CompatibleRuntimes"]
+        assert layer["Metadata"]["BuildMethod"] == runtime
+    assert template.globals["Layers"] == [{"Ref": "ExpenseBotLayer"}]
+
+
+def test_only_the_reports_worker_carries_the_reports_layer(template):
+    """matplotlib and openpyxl (numpy with them, most of the size) are in the package of the one function that
+    draws reports and writes exports; SAM puts Globals' layer first and the function's own after it."""
+    carrying = {fid for fid, spec in template.functions.items()
+                if {"Ref": "ReportsLayer"} in spec.properties.get("Layers", [])}
+    assert carrying == {"ReportsWorkerFunction"}
+
+
+def _requirements(path: Path) -> set[str]:
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines()
+             if line.strip() and not line.lstrip().startswith("#")]
+    return {_requirement_name(line) for line in lines}
 
 
 def test_the_layer_requirements_match_the_project_dependencies_except_boto3(template):
-    requirements = (template.root / "layers" / "expensebot" / "requirements.txt").read_text(encoding="utf-8")
-    lines = [line for line in requirements.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-    layer = {_requirement_name(line) for line in lines}
+    layer = _requirements(template.root / "layers" / "expensebot" / "requirements.txt")
     pyproject = tomllib.loads((template.root / "pyproject.toml").read_text(encoding="utf-8"))
     project = {_requirement_name(dep) for dep in pyproject["project"]["dependencies"]}
     assert "boto3" in project and "boto3" not in layer
     assert layer == project - {"boto3"}
+
+
+def test_the_reports_layer_requirements_match_the_reports_extra(template):
+    layer = _requirements(template.root / "layers" / "reports" / "requirements.txt")
+    pyproject = tomllib.loads((template.root / "pyproject.toml").read_text(encoding="utf-8"))
+    extra = {_requirement_name(dep) for dep in pyproject["project"]["optional-dependencies"]["reports"]}
+    assert layer == extra == {"matplotlib", "openpyxl"}
 
 
 # ---------------------------------------------------------------- cold start: aiogram only in the webhook
