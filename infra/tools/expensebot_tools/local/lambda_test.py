@@ -78,7 +78,9 @@ class Case:
     note: str = ""
 
 
-# Probes: `sent:<chat>` messages the stand-in accepted for a chat; `queue:<id>` messages waiting in a queue;
+# Probes: `sent:<chat>` messages the stand-in accepted for a chat; `files:<chat>` photos and documents it
+# accepted (the report's chart and PDF, drawn in the built reports worker with its layer); `queue:<id>`
+# messages waiting in a queue;
 # `parked:<id>` messages in a dead-letter queue that carry an `error` attribute; `rows:<table>` rows.
 CASES: tuple[Case, ...] = (
     Case("WebhookFunction", "apigw_webhook_expense.json", {"statusCode": 200, "body.status": "handled"},
@@ -110,7 +112,7 @@ CASES: tuple[Case, ...] = (
     Case("RecurringWorkerFunction", "sqs_recurring_poison.json", {"batchItemFailures": []},
          {"parked:RecurringDeadLetterQueue": 1}),
     Case("ReportsWorkerFunction", "sqs_reports_monthly_report.json", {"batchItemFailures": []},
-         {"rows:monthly_reports": 1, f"sent:{ANNA}": 1, "parked:ReportsDeadLetterQueue": 0}),
+         {"rows:monthly_reports": 1, f"sent:{ANNA}": 1, f"files:{ANNA}": 2, "parked:ReportsDeadLetterQueue": 0}),
     Case("ReportsWorkerFunction", "sqs_reports_poison.json", {"batchItemFailures": []},
          {"parked:ReportsDeadLetterQueue": 1}),
     Case("DefaultWorkerFunction", "sqs_default_debug_task.json", {"batchItemFailures": []},
@@ -185,7 +187,7 @@ def label(key: str) -> str:
     """How an answer path or a probe reads in the table."""
     kind, _, name = key.partition(":")
     labels = {"statusCode": "HTTP", "body.status": "status", "batchItemFailures": "failed items",
-              "rows": f"{name} rows", "sent": f"sent to {name}", "queue": f"in {name}",
+              "rows": f"{name} rows", "sent": f"sent to {name}", "files": f"files to {name}", "queue": f"in {name}",
               "parked": f"parked in {name.replace('DeadLetterQueue', 'DLQ')}"}
     return labels.get(kind, key)
 
@@ -321,6 +323,8 @@ class Stack:
         kind, _, name = probe.partition(":")
         if kind == "sent":
             return len(self.telegram.sent_messages(int(name)))
+        if kind == "files":
+            return len(self.telegram.sent_files(int(name)))
         if kind == "queue":
             attributes = self.sqs.get_queue_attributes(QueueUrl=self.queues.urls[name],
                                                        AttributeNames=["ApproximateNumberOfMessages"])
