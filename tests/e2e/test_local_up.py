@@ -128,7 +128,7 @@ def test_local_up_answers_on_its_webhook_runs_a_task_sent_through_its_aws_endpoi
     assert status in (401, 403)
     status, body = post(webhook, factory.message(ANNA, "/budget 1000", datetime.now(UTC)), LOCAL_WEBHOOK_SECRET)
     assert status == 200, body
-    assert eventually(lambda: sent_to(ports["outbox"], ANNA.user_id)) == ["Месячный бюджет: 1\u00a0000,00\u00a0₽."]
+    assert eventually(lambda: sent_to(ports["outbox"], ANNA.user_id)) == ["Бюджет на месяц: 1\u00a0000,00\u00a0₽."]
     assert post(f"http://127.0.0.1:{ports['port']}/other", {}, LOCAL_WEBHOOK_SECRET)[0] == 404
 
     # From another terminal: the queues through the AWS endpoint; a task put on the default queue is run by

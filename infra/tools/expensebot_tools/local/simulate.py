@@ -126,6 +126,8 @@ def _update_date(update: dict[str, Any]) -> int | None:
 def _lines(path: Path, label: str) -> Iterator[tuple[str, Any]]:
     try:
         yield from json_lines(path, label)
+    except OSError as exc:
+        raise SimulationInputError(f"{label}: cannot read: {exc}") from None
     except ValueError as exc:
         raise SimulationInputError(str(exc)) from None
 

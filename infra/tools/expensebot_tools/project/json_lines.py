@@ -11,11 +11,12 @@ from typing import Any
 
 def json_lines(path: Path, label: str) -> Iterator[tuple[str, Any]]:
     """(where, value) for each non-blank line; `where` is `"<label>, line N"` for the caller's own errors.
-    An unreadable file or a line that is not JSON is a ValueError saying which."""
+    A line that is not JSON, or a file that is not UTF-8, is a ValueError saying which; a file that cannot be
+    opened is the OSError itself (FileNotFoundError included), for the caller to say how to make one."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{label}: cannot read: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{label}: not UTF-8 text: {exc.reason}") from None
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
