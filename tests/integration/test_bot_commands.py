@@ -8,35 +8,12 @@ from decimal import Decimal
 
 import pytest
 
-from expensebot_tools.local.updates import Conversation, FakeUser, UpdateFactory
 from tests.conftest import MOSCOW
 from tests.conftest import run_sql as rows
+from tests.integration.conftest import NBSP
 
-ANNA = FakeUser(user_id=1001, first_name="Анна", username="anna")
-BORIS = FakeUser(user_id=1002, first_name="Борис")
-EMMA = FakeUser(user_id=1004, first_name="Emma", language_code="en")
-NBSP = "\u00a0"
 NO_BUDGETS = "Бюджетов пока нет. Задайте: /budget 30000 (на месяц), /budget week 3000 или /budget day 1000 кафе"
 
-
-@pytest.fixture
-def updates() -> UpdateFactory:
-    return UpdateFactory()
-
-
-@pytest.fixture
-def anna(system, updates) -> Conversation:
-    return Conversation(system, ANNA, updates)
-
-
-@pytest.fixture
-def boris(system, updates) -> Conversation:
-    return Conversation(system, BORIS, updates)
-
-
-@pytest.fixture
-def emma(system, updates) -> Conversation:
-    return Conversation(system, EMMA, updates)
 
 
 # ---------------------------------------------------------------- /start, /help, hints

@@ -8,34 +8,9 @@ from decimal import Decimal
 
 import pytest
 
-from expensebot_tools.local.updates import Conversation, FakeUser, UpdateFactory
 from tests.conftest import MOSCOW
 from tests.conftest import run_sql as rows
-
-ANNA = FakeUser(user_id=1001, first_name="Анна")
-BORIS = FakeUser(user_id=1002, first_name="Борис")
-EMMA = FakeUser(user_id=1004, first_name="Emma", language_code="en")
-NBSP = "\u00a0"
-
-
-@pytest.fixture
-def updates() -> UpdateFactory:
-    return UpdateFactory()
-
-
-@pytest.fixture
-def anna(system, updates) -> Conversation:
-    return Conversation(system, ANNA, updates)
-
-
-@pytest.fixture
-def boris(system, updates) -> Conversation:
-    return Conversation(system, BORIS, updates)
-
-
-@pytest.fixture
-def emma(system, updates) -> Conversation:
-    return Conversation(system, EMMA, updates)
+from tests.integration.conftest import ANNA, BORIS, NBSP
 
 
 def expenses() -> list[tuple]:

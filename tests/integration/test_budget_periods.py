@@ -12,39 +12,15 @@ import pytest
 
 from expensebot.bootstrap import get_runtime
 from expensebot.jobs.budget_limits import plan_budget_alerts
-from expensebot_tools.local.updates import Conversation, FakeUser, UpdateFactory
 from tests.conftest import MOSCOW
 from tests.conftest import run_sql as rows
-
-ANNA = FakeUser(user_id=1001, first_name="Анна", username="anna")
-BORIS = FakeUser(user_id=1002, first_name="Борис")
-EMMA = FakeUser(user_id=1004, first_name="Emma", language_code="en")
-NBSP = "\u00a0"
+from tests.integration.conftest import NBSP
 
 
 def rub(text: str) -> str:
     """'1 600,00 ₽' as the bot writes it in Russian (non-breaking spaces)."""
     return text.replace(" ", NBSP) + NBSP + "₽"
 
-
-@pytest.fixture
-def updates() -> UpdateFactory:
-    return UpdateFactory()
-
-
-@pytest.fixture
-def anna(system, updates) -> Conversation:
-    return Conversation(system, ANNA, updates)
-
-
-@pytest.fixture
-def boris(system, updates) -> Conversation:
-    return Conversation(system, BORIS, updates)
-
-
-@pytest.fixture
-def emma(system, updates) -> Conversation:
-    return Conversation(system, EMMA, updates)
 
 
 def at(day: int, hour: int, minute: int = 0, month: int = 3) -> datetime:
