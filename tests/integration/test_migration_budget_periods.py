@@ -4,7 +4,6 @@ expenses keep every row, and afterwards a user may hold a budget per period for 
 
 from __future__ import annotations
 
-import shutil
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -14,16 +13,11 @@ import psycopg2.errors
 import pytest
 
 from expensebot_tools.project.template import MIGRATIONS_DIR
-from tests.integration.test_migration_currencies import fresh_database, migrate
+from tests.integration.test_migration_currencies import fresh_database, migrate, migrate_up_to
 
 
 def populate_at_0009(url: str, tmp_path: Path) -> None:
-    before = tmp_path / "before-0010"
-    before.mkdir()
-    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
-        if path.name < "0010":
-            shutil.copy(path, before / path.name)
-    assert migrate(url, before)[-1] == "0009_currencies_and_incomes"
+    migrate_up_to(url, tmp_path, "0009_currencies_and_incomes")
     with psycopg2.connect(url) as conn, conn.cursor() as cur:
         cur.execute("INSERT INTO users (user_id, chat_id, created_at, last_seen_at)"
                     " SELECT n, n, now(), now() FROM generate_series(1, 60) n")

@@ -34,13 +34,18 @@ def migrate(url: str, directory: Path, **kwargs: str) -> list[str]:
         database.close()
 
 
-def populate_at_0008(url: str, tmp_path: Path) -> None:
-    before = tmp_path / "before-0009"
+def migrate_up_to(url: str, tmp_path: Path, last: str) -> None:
+    """The schema as it was when `last` was the newest migration (a copy of the files up to it)."""
+    before = tmp_path / f"up-to-{last}"
     before.mkdir()
     for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
-        if path.name < "0009":
+        if path.stem <= last:
             shutil.copy(path, before / path.name)
-    assert migrate(url, before)[-1] == "0008_bookkeeping_retention"
+    assert migrate(url, before)[-1] == last
+
+
+def populate_at_0008(url: str, tmp_path: Path) -> None:
+    migrate_up_to(url, tmp_path, "0008_bookkeeping_retention")
     with psycopg2.connect(url) as conn, conn.cursor() as cur:
         cur.execute("INSERT INTO users (user_id, chat_id, created_at, last_seen_at)"
                     " SELECT n, n, now(), now() FROM generate_series(1, 50) n")
