@@ -29,11 +29,12 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 
 from expensebot.bootstrap import Runtime
 from expensebot.delivery import Attachment, Delivery, OutboundMessage, deliver
 from expensebot.money import currency, quantum, totals_by_currency
+from expensebot.months import FirstOfMonth
 from expensebot.tasks import task
 from expensebot.texts import category_name, language_for, month_name, t
 
@@ -48,15 +49,8 @@ class ExportRequest(BaseModel):
     user_id: int
     chat_id: int
     language_code: str | None = None
-    month: date  # its first day
+    month: FirstOfMonth
     request_id: str = Field(min_length=1, max_length=200)
-
-    @field_validator("month")
-    @classmethod
-    def _first_day(cls, month: date) -> date:
-        if month.day != 1:
-            raise ValueError(f"month must be given by its first day, not {month.isoformat()}")
-        return month
 
     @property
     def dedupe_key(self) -> str:

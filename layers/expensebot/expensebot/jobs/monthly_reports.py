@@ -37,11 +37,12 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 
 from expensebot.bootstrap import Runtime
 from expensebot.delivery import Attachment, Delivery, OutboundMessage, count, deliver
 from expensebot.money import format_money
+from expensebot.months import FirstOfMonth
 from expensebot.observability import logger
 from expensebot.scheduling import (
     Continuation,
@@ -116,15 +117,8 @@ class ReportUnit(BaseModel):
     user_id: int
     chat_id: int
     language_code: str | None = None
-    month: date  # its first day
+    month: FirstOfMonth
     request_id: str | None = Field(None, min_length=1, max_length=200)
-
-    @field_validator("month")
-    @classmethod
-    def _first_day(cls, month: date) -> date:
-        if month.day != 1:
-            raise ValueError(f"month must be given by its first day, not {month.isoformat()}")
-        return month
 
     @property
     def is_monthly(self) -> bool:

@@ -4,7 +4,6 @@ chart and PDF are drawn by the reports worker) never delays the webhook."""
 
 from __future__ import annotations
 
-import re
 from datetime import date
 from typing import Any
 
@@ -13,29 +12,19 @@ from aiogram.filters import Command, CommandObject
 from aiogram.methods import SendMessage
 from aiogram.types import Message, Update
 
+from expensebot import months
 from expensebot.bootstrap import Runtime
 from expensebot.periods import month_start
 from expensebot.texts import month_name, t
 
 router = Router(name="reports")
 
-# 2026-11, and the forms people also write: 2026.11, 2026/11, 11.2026, 11/2026, 2026-1.
-_YEAR_FIRST = re.compile(r"(\d{4})[-./](\d{1,2})")
-_MONTH_FIRST = re.compile(r"(\d{1,2})[-./](\d{4})")
-
-
 def parse_month(text: str) -> date | None:
     """The month (its first day) a /report argument names, or None when it names none (2026-13, "ноябрь")."""
-    text = text.strip()
-    if match := _YEAR_FIRST.fullmatch(text):
-        year, month = int(match[1]), int(match[2])
-    elif match := _MONTH_FIRST.fullmatch(text):
-        month, year = int(match[1]), int(match[2])
-    else:
+    try:
+        return months.parse_month(text, other_forms=True)
+    except months.NotAMonth:
         return None
-    if not 1 <= month <= 12 or year < 1970:
-        return None
-    return date(year, month, 1)
 
 
 # Expenses and incomes of the month: a report needs one or the other. Two index probes
