@@ -45,8 +45,8 @@ def once(original: Callable[..., Any], fault: Callable[[], None], *, when: Calla
 
 def test_database_connections_killed_before_the_claim(fault_system, figures, monkeypatch):
     enqueue_debug_messages()
-    monkeypatch.setattr(expensebot.delivery, "_claim_and_reserve", once(
-        expensebot.delivery._claim_and_reserve, fault_system.postgres.kill_connections))
+    monkeypatch.setattr(expensebot.delivery, "claim_and_reserve", once(
+        expensebot.delivery.claim_and_reserve, fault_system.postgres.kill_connections))
     figures.faults += 1
 
     redeliver(fault_system, "DefaultQueue")

@@ -208,7 +208,7 @@ def _file_sender(chat_id: int, attachment: Attachment) -> _Send:
     return lambda runtime, extra: runtime.telegram.send_document(chat_id, file, caption=attachment.caption, **extra)
 
 
-def _claim_and_reserve(
+def claim_and_reserve(
     runtime: Runtime, pacer: Pacer, message: OutboundMessage, key: str, now: datetime
 ) -> tuple[int, Slot] | str:
     """Claims the part and reserves its send slot in one transaction, or returns the status of a part handled
@@ -242,7 +242,7 @@ def _deliver_part(runtime: Runtime, message: OutboundMessage, key: str, send: _S
     now = runtime.clock.now()
     pacer = Pacer(runtime)
     try:
-        claim = _claim_and_reserve(runtime, pacer, message, key, now)
+        claim = claim_and_reserve(runtime, pacer, message, key, now)
     except HeldBack:
         count("HeldBack", message.kind)
         raise
