@@ -9,7 +9,7 @@ import pytest
 
 from expensebot.config import Settings
 from expensebot.delivery import MAX_MESSAGE_LENGTH, split_message
-from expensebot.pacing import BotPacing, HeldBack, PacingLimits, Slot, after_429, plan_send
+from expensebot.pacing import BotPacing, ChatBusy, HeldBack, PacingLimits, Slot, after_429, plan_send
 
 NOW = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
 LIMITS = PacingLimits(global_interval=1 / 30, chat_interval=1.0, group_interval=3.0, max_wait=3.0)
@@ -42,11 +42,29 @@ def test_sends_to_different_chats_are_spaced_by_the_global_interval():
 
 
 def test_a_private_chat_waits_a_second_and_a_group_three():
-    private = plan_send(NOW, IDLE, NOW + timedelta(seconds=0.4), 42, LIMITS)
+    private = plan_send(NOW, IDLE, None, 42, LIMITS)
     group = plan_send(NOW, IDLE, None, -100123, LIMITS)
     assert isinstance(private, Slot) and isinstance(group, Slot)
-    assert private.send_at == NOW + timedelta(seconds=0.4)
+    assert seconds(private.chat_next - private.send_at) == 1.0
     assert seconds(group.chat_next - group.send_at) == 3.0
+
+
+def test_a_chat_not_free_yet_books_nothing_and_is_asked_again_when_it_is():
+    # The bot could send now, but chat 42 had a message 0.6 s ago: booking the bot's slot at the chat's time
+    # would move the bot's whole schedule 0.4 s ahead for every other chat.
+    busy = plan_send(NOW, IDLE, NOW + timedelta(seconds=0.4), 42, LIMITS)
+    assert busy == ChatBusy(until=NOW + timedelta(seconds=0.4))
+    other = plan_send(NOW, IDLE, None, 43, LIMITS)
+    assert isinstance(other, Slot) and other.send_at == NOW
+    later = plan_send(NOW + timedelta(seconds=0.4), BotPacing(other.bot_next, None, 1.0),
+                      NOW + timedelta(seconds=0.4), 42, LIMITS)
+    assert isinstance(later, Slot) and later.send_at == NOW + timedelta(seconds=0.4)
+
+
+def test_a_chat_free_by_the_bots_own_slot_takes_that_slot():
+    busy_bot = BotPacing(next_send_at=NOW + timedelta(seconds=0.5), paused_until=None, rate_factor=1.0)
+    slot = plan_send(NOW, busy_bot, NOW + timedelta(seconds=0.4), 42, LIMITS)
+    assert isinstance(slot, Slot) and slot.send_at == NOW + timedelta(seconds=0.5)
 
 
 def test_a_slot_further_than_the_longest_wait_is_not_reserved_but_held_back():

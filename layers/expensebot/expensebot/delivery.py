@@ -155,7 +155,7 @@ ON CONFLICT (dedupe_key) DO UPDATE
    SET status = 'sending', attempts = notifications.attempts + 1, lease_until = EXCLUDED.lease_until
  WHERE notifications.status IN ('failed', 'held')
     OR (notifications.status = 'sending' AND notifications.lease_until < %(now)s)
-RETURNING id
+RETURNING id, chat_id
 """
 
 
@@ -211,24 +211,22 @@ def _file_sender(chat_id: int, attachment: Attachment) -> _Send:
 def claim_and_reserve(
     runtime: Runtime, pacer: Pacer, message: OutboundMessage, key: str, now: datetime
 ) -> tuple[int, Slot] | str:
-    """Claims the part and reserves its send slot in one transaction, or returns the status of a part handled
-    already ('sent' or 'dropped'); a HeldBack rolls the claim back with the slot, so a held message leaves
-    nothing claimed."""
+    """Claims the part and reserves its send slot in one statement (its own transaction), or returns the status
+    of a part handled already ('sent' or 'dropped'); a HeldBack leaves nothing claimed and no slot booked."""
+    claimed = pacer.claim_and_reserve(
+        _CLAIM,
+        {
+            "key": key,
+            "kind": message.kind,
+            "user_id": message.user_id,
+            "chat_id": message.chat_id,
+            "lease_until": now + timedelta(seconds=claim_lease_seconds(runtime.settings)),
+            "now": now,
+        },
+    )
+    if claimed is not None:
+        return claimed
     with runtime.db.transaction() as cur:
-        cur.execute(
-            _CLAIM,
-            {
-                "key": key,
-                "kind": message.kind,
-                "user_id": message.user_id,
-                "chat_id": message.chat_id,
-                "lease_until": now + timedelta(seconds=claim_lease_seconds(runtime.settings)),
-                "now": now,
-            },
-        )
-        claimed = cur.fetchone()
-        if claimed is not None:
-            return claimed["id"], pacer.reserve(message.chat_id, cur)
         cur.execute("SELECT status FROM notifications WHERE dedupe_key = %s", (key,))
         status = cur.fetchone()["status"]
     if status == "sending":

@@ -1,12 +1,15 @@
 """Global pacing of Telegram sends across every concurrent worker.
 
-Telegram gives one bot token about 30 messages per second in total, one per second to the same private
-chat and 20 per minute to a group, and answers faster senders with 429 and `retry_after`. Each worker
-Lambda pacing itself would let N workers send N × 30/s, so the schedule lives where every worker already
-goes: two small tables in PostgreSQL. Before each send a worker reserves the next free send time of the
-bot (its global slot) and of the chat, in one short transaction that holds the bot's row lock for a few
-milliseconds. A slot within `PACING_MAX_WAIT_SECONDS` is slept to (briefly); a later one is not reserved
-at all: the message is held back and comes again after the wait, without holding the batch.
+Telegram gives one bot token about 30 messages per second in total (1,000 with paid broadcasts), one per
+second to the same private chat and 20 per minute to a group, and answers faster senders with 429 and
+`retry_after`. Each worker Lambda pacing itself would let N workers send N × 30/s, so the schedule lives
+where every worker already goes: two small tables in PostgreSQL. Before each send a worker reserves the next
+free send time of the bot (its global slot) and of the chat. `plan_send` is the rule; the server applies it
+(reserve_telegram_slot, migration 0011) in the same statement that claims the message, run as its own
+transaction, so the bot's row, which every send needs, is never held across a client round trip (`make bench
+BENCH=pacing` measures why that matters). A slot within `PACING_MAX_WAIT_SECONDS` is slept to (briefly); a
+later one is not reserved at all: the message is held back and comes again after the wait, without holding
+the batch.
 
 A 429 pauses every worker until the moment Telegram named (`paused_until`, shared by the bot's row) and
 lowers the rate by a fifth; each send afterwards wins back 2 % of it (additive increase, multiplicative
@@ -15,6 +18,7 @@ decrease).
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -79,10 +83,22 @@ class Slot:
     rate_factor: float
 
 
+@dataclass(frozen=True)
+class ChatBusy:
+    """The chat may not get a message before `until` (its own spacing) although the bot has a slot sooner.
+    Nothing is booked: booking the bot's slot at the chat's time would push the bot's whole schedule that far
+    ahead, and every other chat would wait for this one (a report's chart and PDF, each a second after its
+    text, would slow a whole broadcast to a part per worker per second). Ask again at `until`."""
+
+    until: datetime
+
+
 def plan_send(
     now: datetime, bot: BotPacing, chat_next: datetime | None, chat_id: int, limits: PacingLimits
-) -> Slot | HeldBack:
-    """The earliest moment this chat may get a message, or how long to hold it when that is too far off."""
+) -> Slot | ChatBusy | HeldBack:
+    """The bot's earliest free slot when the chat is free by then; when the chat is not, the moment to ask
+    again; or how long to hold the message when either is too far off. reserve_telegram_slot (migration 0011)
+    applies this rule in the server; a test holds the two to the same answers."""
     # No reservation is ever made further ahead than this, so a time beyond it means the clock went back
     # (a virtual clock replaying a period again, a host's clock corrected): it is forgotten.
     horizon = now + timedelta(seconds=limits.max_wait + max(limits.chat_interval, limits.group_interval) + 1)
@@ -92,20 +108,17 @@ def plan_send(
         bot_next = now
     if chat_next is not None and chat_next > horizon:
         chat_next = now
-    bot = BotPacing(bot_next, paused, bot.rate_factor)
-    candidates = [now, bot.next_send_at, chat_next or now]
-    if bot.paused_until is not None:
-        candidates.append(bot.paused_until)
-    send_at = max(candidates)
+    send_at = max([now, bot_next] + ([paused] if paused is not None else []))
+    if chat_next is not None and chat_next > send_at:
+        chat_wait = (chat_next - now).total_seconds()
+        if chat_wait > limits.max_wait:
+            # Come back a moment before the slot frees, so the message can claim it then.
+            return HeldBack(chat_wait - limits.max_wait / 2, "this chat's limit")
+        return ChatBusy(chat_next)
     wait = (send_at - now).total_seconds()
     if wait > limits.max_wait:
-        if bot.paused_until is not None and send_at == bot.paused_until:
-            reason = "Telegram asked every sender to wait (429)"
-        elif chat_next is not None and send_at == chat_next:
-            reason = "this chat's limit"
-        else:
-            reason = "the bot's global rate"
-        # Come back a moment before the slot frees, so the message can claim it then.
+        reason = ("Telegram asked every sender to wait (429)" if paused is not None and send_at == paused
+                  else "the bot's global rate")
         return HeldBack(wait - limits.max_wait / 2, reason)
     interval = limits.global_interval / max(SLOWEST_RATE_FACTOR, bot.rate_factor)
     per_chat = limits.group_interval if chat_id < 0 else limits.chat_interval
@@ -127,18 +140,25 @@ def after_429(now: datetime, bot: BotPacing, retry_after: int) -> BotPacing:
     )
 
 
-# The upserts lock the bot's row (and the chat's) for the transaction and return the current values:
-# `DO UPDATE SET` of a column to itself makes RETURNING give the existing row.
+# The 429 pause locks the bot's row for its transaction and reads it: `DO UPDATE SET` of a column to itself makes
+# RETURNING give the existing row. A 429 is rare, so holding the row across this transaction's round trips
+# costs nothing; every send's reservation takes it for one statement only (reserve_telegram_slot).
 _LOCK_BOT = """
 INSERT INTO telegram_pacing (bot_id, next_send_at, rate_factor) VALUES (%(bot)s, %(now)s, 1.0)
 ON CONFLICT (bot_id) DO UPDATE SET bot_id = EXCLUDED.bot_id
 RETURNING next_send_at, paused_until, rate_factor
 """
-_LOCK_CHAT = """
-INSERT INTO chat_pacing (bot_id, chat_id, next_send_at) VALUES (%(bot)s, %(chat)s, %(now)s)
-ON CONFLICT (bot_id, chat_id) DO UPDATE SET chat_id = EXCLUDED.chat_id
-RETURNING next_send_at
-"""
+# Migration 0011: plan_send's rule inside the server, taking the chat's row and then the bot's, committed by
+# the server before it answers when run in autocommit. It raises HELD_BACK_SQLSTATE instead of booking a slot
+# further off than max_wait or one the chat is not free for (plan_send's HeldBack and ChatBusy).
+_RESERVE = """reserve_telegram_slot(%(bot)s, {chat}, %(now)s, %(global_interval)s, %(chat_interval)s,
+%(group_interval)s, %(max_wait)s, %(slowest_rate_factor)s, %(recovery_per_send)s)"""
+HELD_BACK_SQLSTATE = "EBHLD"
+_HELD_BACK_REASONS = {
+    "paused": "Telegram asked every sender to wait (429)",
+    "chat": "this chat's limit",
+    "bot": "the bot's global rate",
+}
 
 
 class Pacer:
@@ -151,34 +171,86 @@ class Pacer:
         # The numeric part of the token names the bot: one token, one rate budget.
         return self._runtime.bot_token().split(":", 1)[0]
 
-    def reserve(self, chat_id: int, cur: Any = None) -> Slot:
-        """Reserves the chat's next send time; raises HeldBack when it is more than max_wait away. Given a
-        cursor, the reservation joins that transaction (the delivery claim's), so a claim and its slot are
-        both kept or both rolled back."""
-        now = self._runtime.clock.now()
+    def claim_and_reserve(self, claim_sql: str, params: dict[str, Any]) -> tuple[int, Slot] | None:
+        """Runs `claim_sql` (an INSERT … RETURNING id, chat_id that claims a message part) and, when it claimed
+        the part, reserves the chat's next send time in the same statement: one round trip, its own
+        transaction, so the claim and its slot are both kept or neither is. None when nothing was claimed;
+        raises HeldBack (having claimed nothing) when the slot is more than max_wait away."""
         if not self._runtime.settings.telegram_pacing:
-            return Slot(send_at=now, bot_next=now, chat_next=now, rate_factor=1.0)
-        if cur is None:
-            with self._runtime.db.transaction() as own:
-                return self.reserve(chat_id, own)
-        params = {"bot": self.bot_id, "chat": chat_id, "now": now}
-        cur.execute(_LOCK_BOT, params)
-        row = cur.fetchone()
-        bot = BotPacing(row["next_send_at"], row["paused_until"], float(row["rate_factor"]))
-        cur.execute(_LOCK_CHAT, params)
-        chat_next = cur.fetchone()["next_send_at"]
-        planned = plan_send(now, bot, chat_next, chat_id, self._limits)
-        if isinstance(planned, HeldBack):
-            raise planned
-        cur.execute(
-            "UPDATE telegram_pacing SET next_send_at = %s, rate_factor = %s WHERE bot_id = %s",
-            (planned.bot_next, planned.rate_factor, self.bot_id),
+            with self._runtime.db.transaction() as cur:
+                cur.execute(claim_sql, params)
+                claimed = cur.fetchone()
+            return None if claimed is None else (claimed["id"], _unpaced(self._runtime.clock.now()))
+        reserve = _RESERVE.format(chat="claimed.chat_id")
+        sql = (f"WITH claimed AS ({claim_sql}) SELECT claimed.id, slot.send_at, slot.rate_factor"
+               f" FROM claimed CROSS JOIN LATERAL {reserve} AS slot")
+        row = self._reserve_when_chat_free(sql, params)
+        return None if row is None else (row["id"], self._slot(row, params["chat_id"]))
+
+    def reserve(self, chat_id: int) -> Slot:
+        """Reserves the chat's next send time on its own (no claim); raises HeldBack when it is more than
+        max_wait away."""
+        if not self._runtime.settings.telegram_pacing:
+            return _unpaced(self._runtime.clock.now())
+        sql = "SELECT slot.send_at, slot.rate_factor FROM " + _RESERVE.format(chat="%(chat_id)s") + " AS slot"
+        row = self._reserve_when_chat_free(sql, {"chat_id": chat_id})
+        assert row is not None  # the function returns its slot or raises
+        return self._slot(row, chat_id)
+
+    def _reserve_when_chat_free(self, sql: str, params: dict[str, Any]) -> dict[str, Any] | None:
+        """Runs the reserving statement; while the chat is not free yet (ChatBusy), sleeps until it is and asks
+        again, for at most max_wait in all, then holds the message back."""
+        deadline = self._runtime.clock.now() + timedelta(seconds=self._limits.max_wait)
+        while True:
+            now = self._runtime.clock.now()
+            try:
+                return self._run(sql, {**params, **self._reservation_params(now)})
+            except _ChatNotFree as busy:
+                if busy.until > deadline:
+                    raise HeldBack((busy.until - now).total_seconds() - self._limits.max_wait / 2,
+                                   _HELD_BACK_REASONS["chat"]) from None
+                self._runtime.clock.sleep((busy.until - now).total_seconds())
+
+    def _reservation_params(self, now: datetime) -> dict[str, Any]:
+        return {
+            "bot": self.bot_id,
+            "now": now,
+            "global_interval": self._limits.global_interval,
+            "chat_interval": self._limits.chat_interval,
+            "group_interval": self._limits.group_interval,
+            "max_wait": self._limits.max_wait,
+            "slowest_rate_factor": SLOWEST_RATE_FACTOR,
+            "recovery_per_send": RECOVERY_PER_SEND,
+        }
+
+    def _run(self, sql: str, params: dict[str, Any]) -> dict[str, Any] | None:
+        from psycopg2 import Error as PostgresError
+
+        try:
+            with self._runtime.db.single_statement() as cur:
+                cur.execute(sql, params)
+                return cur.fetchone()
+        except PostgresError as exc:
+            if exc.pgcode != HELD_BACK_SQLSTATE:
+                raise
+            detail = json.loads(exc.diag.message_detail or "{}")
+            wait = float(detail.get("wait", self._limits.max_wait))
+            if detail.get("reason") == "chat" and wait <= self._limits.max_wait:
+                raise _ChatNotFree(self._runtime.clock.now() + timedelta(seconds=wait)) from None
+            # Come back a moment before the slot frees, so the message can claim it then.
+            raise HeldBack(wait - self._limits.max_wait / 2,
+                           _HELD_BACK_REASONS.get(detail.get("reason"), "pacing")) from None
+
+    def _slot(self, row: dict[str, Any], chat_id: int) -> Slot:
+        send_at, rate_factor = row["send_at"], float(row["rate_factor"])
+        per_chat = self._limits.group_interval if chat_id < 0 else self._limits.chat_interval
+        # What the function booked, for the caller's information (the rows hold the truth).
+        return Slot(
+            send_at=send_at,
+            bot_next=send_at + timedelta(seconds=self._limits.global_interval / max(SLOWEST_RATE_FACTOR, rate_factor)),
+            chat_next=send_at + timedelta(seconds=per_chat),
+            rate_factor=rate_factor,
         )
-        cur.execute(
-            "UPDATE chat_pacing SET next_send_at = %s WHERE bot_id = %s AND chat_id = %s",
-            (planned.chat_next, self.bot_id, chat_id),
-        )
-        return planned
 
     def wait_for(self, slot: Slot) -> None:
         wait = (slot.send_at - self._runtime.clock.now()).total_seconds()
@@ -199,3 +271,15 @@ class Pacer:
                 "UPDATE telegram_pacing SET next_send_at = %s, paused_until = %s, rate_factor = %s WHERE bot_id = %s",
                 (paused.next_send_at, paused.paused_until, paused.rate_factor, self.bot_id),
             )
+
+
+class _ChatNotFree(Exception):
+    """The server's ChatBusy: the chat is free at `until`."""
+
+    def __init__(self, until: datetime) -> None:
+        super().__init__(f"the chat is free at {until}")
+        self.until = until
+
+
+def _unpaced(now: datetime) -> Slot:
+    return Slot(send_at=now, bot_next=now, chat_next=now, rate_factor=1.0)

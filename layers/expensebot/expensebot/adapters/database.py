@@ -85,6 +85,24 @@ class Database:
                 conn.rollback()
             raise
 
+    @contextmanager
+    def single_statement(self, *, dict_rows: bool = True) -> Iterator[Any]:
+        """One statement that is its own transaction (autocommit): the server commits it before it answers,
+        so a row it locks is held for the statement's own time and never across a client round trip (the
+        send-slot reservation, pacing.py). Give it one statement only: each would commit on its own."""
+        conn = self.connection()
+        factory = psycopg2.extras.RealDictCursor if dict_rows else None
+        conn.autocommit = True
+        try:
+            with conn.cursor(cursor_factory=factory) as cur:
+                yield cur
+        except _CONNECTION_ERRORS as exc:
+            self.close()
+            raise DatabaseUnavailable(f"the database connection failed: {exc}".strip()) from exc
+        finally:
+            if not conn.closed:
+                conn.autocommit = False
+
     def fetch_all(self, sql: str, params: Any = None) -> list[dict[str, Any]]:
         with self.transaction() as cur:
             cur.execute(sql, params)
