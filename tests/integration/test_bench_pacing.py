@@ -49,7 +49,8 @@ def test_the_proxy_adds_the_round_trip_time_to_every_exchange():
 def test_one_tiny_cell_runs_old_and_new_and_records_each_row(tmp_path):
     results = tmp_path / "results.jsonl"
     out = io.StringIO()
-    options = BenchOptions(pacing_workers=(2,), pacing_rtt_ms=(0.5,), pacing_seconds=0.5, results_path=results)
+    # Over a second: the round of private chats starts over, so chats get a second slot to check.
+    options = BenchOptions(pacing_workers=(2,), pacing_rtt_ms=(0.5,), pacing_seconds=1.2, results_path=results)
 
     run_benchmarks(["pacing"], options, console=Console(file=out, width=200))
 
@@ -62,6 +63,8 @@ def test_one_tiny_cell_runs_old_and_new_and_records_each_row(tmp_path):
         assert row["workers"] == 2 and row["rtt_ms"] == 0.5
         assert row["reservations_per_second"] > 0 and row["reservations"] > 0
         assert row["spacing_ok"] is True
+        assert row["private_chats_checked"] > 0 and row["smallest_private_chat_gap_s"] >= 1.0 - 1e-6
+        assert row["smallest_bot_gap_ms"] >= 1000 / (1000 * 0.95) - 0.001  # paid broadcasts, 5 % under
         assert row["rtt_measured_ms"] >= 0.5  # the delay is really there
         assert row["latency_p50_ms"] >= 0.5
     printed = out.getvalue()

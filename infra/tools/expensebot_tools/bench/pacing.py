@@ -2,12 +2,14 @@
 
 N worker processes (1, 4, 16, 64) each loop for a few seconds doing what a delivery does before a send:
 `delivery.claim_and_reserve` for a new notification (its claim and its slot in one all-or-nothing step),
-to chats taken round-robin from 2,000 private chats and, every GROUP_EVERY-th reservation, from 50 groups,
-so the per-chat and the group spacing take part. PostgreSQL is reached over TCP, directly (RTT 0) or
-through a proxy that adds the round-trip time (delay_proxy.py: this kernel has no netem). Each cell runs
-the reservation of today's main ("old": the bot's row locked by an upsert and held across the chat's
-upsert, two updates and the commit, four more client round trips) and the library's
-`delivery.claim_and_reserve` ("new") one after the other, on emptied pacing tables.
+to chats taken round-robin from 2,000 private chats and, every GROUP_EVERY-th reservation, from 200 groups.
+The round starts over every second for private chats and every 1.5 s for groups, so that at any rate a chat
+comes back about as often as its limit allows, and the per-chat and the group spacing take part.
+
+PostgreSQL is reached over TCP, directly (RTT 0) or through a proxy that adds the round-trip time
+(delay_proxy.py: this kernel has no netem). Each cell runs the reservation of today's main ("old": the bot's
+row locked by an upsert and held across the chat's upsert, two updates and the commit, four more client round
+trips) and the library's `delivery.claim_and_reserve` ("new") one after the other, on emptied pacing tables.
 
 Per cell: reservations per second (granted slots / wall time), the lock wait (pg_stat_activity sampled
 every 10 ms for the workers' sessions waiting on a lock; by Little's law the mean wait per reservation is
@@ -38,10 +40,15 @@ from expensebot_tools.bench.delay_proxy import DelayProxy
 DATABASE = "expensebot_pacing"
 BOT_TOKEN = "123456:PACING-BENCH-TOKEN"
 PRIVATE_CHATS = 2_000
-GROUP_CHATS = 50
-# One reservation in this many goes to a group: a group takes one message per 3 s, and a pool hit more often
-# than that runs its slots ahead until they pass PACING_MAX_WAIT_SECONDS and messages are held back.
+GROUP_CHATS = 200
+# One reservation in this many goes to a group.
 GROUP_EVERY = 100
+# Each window starts the round over its chats again. A chat reserved more often than its limit runs its slots
+# ahead (and the old reservation moves the bot's schedule with it) until they pass PACING_MAX_WAIT_SECONDS
+# and messages are held back; one that never comes back leaves its spacing unchecked. About once per limit
+# (1 s for a private chat, 3 s for a group; 1.5 s so that a 3 s cell sees groups again) does both.
+PRIVATE_WINDOW = 1.0
+GROUP_WINDOW = 1.5
 MAX_WAIT_SECONDS = 30
 MONITOR_INTERVAL = 0.01
 RTT_SAMPLES = 200
@@ -136,12 +143,33 @@ def _implementation(name: str) -> Callable[..., Any]:
 
 # --- the chats, the workers, the monitor ---
 
-def chat_for(number: int) -> int:
-    """The chat of the cell's `number`th reservation (counted over all workers): private chats round-robin,
-    and every GROUP_EVERY-th one a group (negative ids) round-robin."""
-    if number % GROUP_EVERY == GROUP_EVERY - 1:
-        return -1_000_000_000_001 - (number // GROUP_EVERY) % GROUP_CHATS
-    return 10_000_001 + number % PRIVATE_CHATS
+@dataclass
+class Chats:
+    """The chats one worker reserves for, in turn: round-robin over the private chats and the groups with the
+    other workers (worker `index` of `workers` takes every workers-th), the round starting over each window."""
+
+    index: int
+    workers: int
+    turn: int = 0
+    private_window: int = -1
+    private_turn: int = 0
+    group_window: int = -1
+    group_turn: int = 0
+
+    def next(self, elapsed: float) -> int:
+        """The chat for the worker's next reservation, `elapsed` seconds into the cell."""
+        self.turn += 1
+        if (self.turn + self.index) % GROUP_EVERY == 0:
+            window = int(elapsed / GROUP_WINDOW)
+            if window != self.group_window:
+                self.group_window, self.group_turn = window, 0
+            self.group_turn += 1
+            return -1_000_000_000_001 - ((self.group_turn - 1) * self.workers + self.index) % GROUP_CHATS
+        window = int(elapsed / PRIVATE_WINDOW)
+        if window != self.private_window:
+            self.private_window, self.private_turn = window, 0
+        self.private_turn += 1
+        return 10_000_001 + ((self.private_turn - 1) * self.workers + self.index) % PRIVATE_CHATS
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -172,12 +200,11 @@ def _worker(implementation: str, database_url: str, index: int, workers: int, se
         started = time.monotonic()
         deadline = started + seconds
         ended = started
-        turn = 0
+        chats = Chats(index, workers)
         while ended < deadline:
-            number = turn * workers + index
-            chat = chat_for(number)
-            message = delivery.OutboundMessage(dedupe_key=f"{run}-{number}", kind="pacing_bench", chat_id=chat,
-                                               text="pacing benchmark")
+            chat = chats.next(ended - started)
+            message = delivery.OutboundMessage(dedupe_key=f"{run}-{index}-{chats.turn}", kind="pacing_bench",
+                                               chat_id=chat, text="pacing benchmark")
             began = time.perf_counter()
             try:
                 claim = reserve(runtime, pacer, message, message.dedupe_key, runtime.clock.now())
@@ -192,7 +219,6 @@ def _worker(implementation: str, database_url: str, index: int, workers: int, se
                     errors[f"already {claim}"] += 1
             latencies.append(time.perf_counter() - began)
             ended = time.monotonic()
-            turn += 1
         results.put({"index": index, "started": started, "ended": ended, "slots": slots, "latencies": latencies,
                      "held": dict(held), "errors": dict(errors)})
     except BaseException as error:
@@ -267,6 +293,9 @@ def check_spacing(slots: Sequence[tuple[int, int]], limits: Any) -> dict[str, An
         "smallest_bot_gap_ms": None if bot_gap is None else bot_gap / 1000,
         "smallest_private_chat_gap_s": None if private_gap is None else private_gap / 1e6,
         "smallest_group_gap_s": None if group_gap is None else group_gap / 1e6,
+        # How many chats had two slots or more: the per-chat checks had that many to check.
+        "private_chats_checked": sum(1 for chat, times in by_chat.items() if chat > 0 and len(times) > 1),
+        "groups_checked": sum(1 for chat, times in by_chat.items() if chat < 0 and len(times) > 1),
     }
 
 
@@ -391,6 +420,11 @@ def _network(port: int, rtt_ms: float) -> Iterator[tuple[int, DelayProxy | None]
 def run_pacing(ctx: BenchContext, *, workers: Sequence[int], rtts_ms: Sequence[float],
                seconds: float) -> list[dict[str, Any]]:
     """Every cell (workers × RTT), old and new one after the other; the rows of both."""
+    # The workers are forked from this process: what they run is imported once here, not by each of them.
+    import expensebot.bootstrap
+    import expensebot.clock
+    import expensebot.delivery
+    import expensebot.pacing  # noqa: F401
     from expensebot_tools.local.stack import EmbeddedPostgres, migrate_database
 
     port = _free_port()
