@@ -456,9 +456,9 @@ def run_pacing(ctx: BenchContext, *, workers: Sequence[int], rtts_ms: Sequence[f
 
 
 def _show(ctx: BenchContext, rows: list[dict[str, Any]]) -> None:
-    table = Table(title="pacing: reservations per second (claim + slot), old vs new", title_justify="left")
-    for column in ("workers", "RTT ms", "measured", "old/s", "new/s", "new/old", "lock wait old ms",
-                   "lock wait new ms", "p99 old ms", "p99 new ms", "spacing", "held back", "proxy CPU"):
+    table = Table(title="pacing: slot reservations per second (claim + slot), old vs new", title_justify="left")
+    for column in ("workers", "RTT ms", "measured", "old/s", "new/s", "new/old", "lock wait ms old/new",
+                   "p99 ms old/new", "spacing", "held", "proxy CPU"):
         table.add_column(column, justify="right", no_wrap=True)
     cells = {(row["workers"], row["rtt_ms"], row["implementation"]): row for row in rows}
     for (count, rtt_ms, implementation), old in cells.items():
@@ -470,16 +470,19 @@ def _show(ctx: BenchContext, rows: list[dict[str, Any]]) -> None:
         spacing = "ok" if old["spacing_ok"] and new["spacing_ok"] else "[bold red]VIOLATED[/bold red]"
         table.add_row(
             str(count), f"{rtt_ms:g}", f"{old['rtt_measured_ms']:.3f}", f"{old['reservations_per_second']:,.0f}",
-            f"{new['reservations_per_second']:,.0f}", f"{ratio:.2f}", _ms(old["lock_wait_ms"]),
-            _ms(new["lock_wait_ms"]), f"{old['latency_p99_ms']:.2f}", f"{new['latency_p99_ms']:.2f}", spacing,
+            f"{new['reservations_per_second']:,.0f}", f"{ratio:.2f}",
+            f"{_ms(old['lock_wait_ms'])}/{_ms(new['lock_wait_ms'])}",
+            f"{old['latency_p99_ms']:.1f}/{new['latency_p99_ms']:.1f}", spacing,
             f"{old['held_back']}/{new['held_back']}",
-            f"{old['proxy_cpu_percent']:.0f}%/{new['proxy_cpu_percent']:.0f}%",
+            f"{old['proxy_cpu_percent']:.0f}/{new['proxy_cpu_percent']:.0f}%",
         )
     ctx.console.print(table)
+    ctx.console.print("measured: the median SELECT 1 round trip through the proxy (RTT 0: direct TCP); held: held "
+                      "back (should be 0); proxy CPU: the delaying proxy's share of one core, old/new.")
 
 
 def _ms(value: float | None) -> str:
-    return "–" if value is None else f"{value:.3f}"
+    return "–" if value is None else f"{value:.2f}"
 
 
 def summarize(rows: list[dict[str, Any]], *, seconds: float) -> dict[str, Any]:
