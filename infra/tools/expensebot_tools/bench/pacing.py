@@ -51,6 +51,7 @@ PRIVATE_WINDOW = 1.0
 GROUP_WINDOW = 1.5
 MAX_WAIT_SECONDS = 30
 MONITOR_INTERVAL = 0.01
+MAX_WORKERS = 90
 RTT_SAMPLES = 200
 GOAL_WORKERS = 16
 GOAL_RTT_MS = 0.5
@@ -420,6 +421,9 @@ def _network(port: int, rtt_ms: float) -> Iterator[tuple[int, DelayProxy | None]
 def run_pacing(ctx: BenchContext, *, workers: Sequence[int], rtts_ms: Sequence[float],
                seconds: float) -> list[dict[str, Any]]:
     """Every cell (workers × RTT), old and new one after the other; the rows of both."""
+    if max(workers) > MAX_WORKERS:
+        raise SystemExit(f"expensebot bench pacing: at most {MAX_WORKERS} workers (the embedded server takes 100 "
+                         "connections)")
     # The workers are forked from this process: what they run is imported once here, not by each of them.
     import expensebot.bootstrap
     import expensebot.clock
