@@ -6,8 +6,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
+from typing import TypeVar
 
 from expensebot_tools.console import EXIT_PROBLEM, EXIT_USAGE, CliError, load_settings, quiet_closed_pipe
+
+Number = TypeVar("Number", int, float)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -47,9 +51,26 @@ def cmd_bench(args: argparse.Namespace) -> int:
             print(f"{name:14} {bench.description}")
         return 0
     options = BenchOptions(users=args.users, expenses=args.expenses, seed=args.seed, database_url=args.database_url,
-                           naive_sample=args.naive_sample, explain=args.explain)
+                           naive_sample=args.naive_sample, explain=args.explain,
+                           pacing_workers=args.pacing_workers, pacing_rtt_ms=args.pacing_rtt_ms,
+                           pacing_seconds=args.pacing_seconds)
     run_benchmarks([args.name] if args.name else [], options)
     return 0
+
+
+def _numbers(kind: Callable[[str], Number], minimum: Number) -> Callable[[str], tuple[Number, ...]]:
+    """An option's comma-separated list: "1,4,16" → (1, 4, 16), each at least `minimum`."""
+
+    def parse(text: str) -> tuple[Number, ...]:
+        try:
+            values = tuple(kind(part) for part in text.split(",") if part.strip())
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from error
+        if not values or any(value < minimum for value in values):
+            raise argparse.ArgumentTypeError(f"{text!r}: give one or more numbers, each at least {minimum}")
+        return values
+
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,6 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--naive-sample", type=int, metavar="N",
                        help="time the naive per-user loop over N random users and extrapolate")
     bench.add_argument("--explain", action="store_true", help="print EXPLAIN ANALYZE of each planner's SQL")
+    bench.add_argument("--pacing-workers", type=_numbers(int, 1), default=(1, 4, 16, 64), metavar="N,N,...",
+                       help="pacing: the worker counts to run, at most 90 (default 1,4,16,64)")
+    bench.add_argument("--pacing-rtt-ms", type=_numbers(float, 0.0), default=(0.0, 0.5, 1.0), metavar="MS,MS,...",
+                       help="pacing: the round-trip times to add, in ms; 0 is direct TCP (default 0,0.5,1)")
+    bench.add_argument("--pacing-seconds", type=float, default=3.0,
+                       help="pacing: how long each cell (and implementation) runs (default 3)")
     bench.set_defaults(func=cmd_bench)
 
     dev = commands.add_parser("dev", help="developer checks")

@@ -31,7 +31,7 @@ BENCH_DIR = PROJECT_ROOT / ".bench"
 RESULTS_PATH = BENCH_DIR / "results.jsonl"
 # The modules that register benchmarks, in the order `make bench` runs them. The cleanup comes after the
 # data-set benchmarks: it deletes and restores a million rows, and they should not measure after that churn.
-BENCHMARK_MODULES = ("budget_check", "planners", "bot", "report_render", "cleanup", "broadcast", "parsing")
+BENCHMARK_MODULES = ("budget_check", "planners", "bot", "report_render", "cleanup", "broadcast", "pacing", "parsing")
 
 
 @dataclass(frozen=True)
@@ -172,6 +172,10 @@ class BenchOptions:
     enqueue_sample: int = 5_000  # units per job sent through delay_many for the throughput figure
     explain: bool = False  # print EXPLAIN (ANALYZE, BUFFERS) of each planner statement
     broadcast_chats: int = 3_000  # chats the broadcast benchmark sends to (its bound: chats / 30 s)
+    # The pacing benchmark's cells (workers × RTT) and each cell's length: 12 cells × old and new × 3 s.
+    pacing_workers: tuple[int, ...] = (1, 4, 16, 64)
+    pacing_rtt_ms: tuple[float, ...] = (0.0, 0.5, 1.0)
+    pacing_seconds: float = 3.0
     results_path: Path = RESULTS_PATH
 
 
