@@ -92,9 +92,42 @@ RETURNING next_send_at
 """
 
 
+def _old_plan_send(now: datetime, bot: Any, chat_next: datetime | None, chat_id: int, limits: Any) -> Any:
+    """pacing.plan_send of main before issue 16: the bot's slot is booked at the chat's time when the chat is
+    the later one (which pushed the bot's whole schedule ahead; the rule now answers ChatBusy instead)."""
+    from expensebot.pacing import RECOVERY_PER_SEND, SLOWEST_RATE_FACTOR, BotPacing, HeldBack, Slot
+
+    horizon = now + timedelta(seconds=limits.max_wait + max(limits.chat_interval, limits.group_interval) + 1)
+    paused = bot.paused_until if bot.paused_until is not None and bot.paused_until > now else None
+    bot_next = bot.next_send_at
+    if bot_next > horizon and (paused is None or bot_next > paused + timedelta(seconds=1)):
+        bot_next = now
+    if chat_next is not None and chat_next > horizon:
+        chat_next = now
+    bot = BotPacing(bot_next, paused, bot.rate_factor)
+    candidates = [now, bot.next_send_at, chat_next or now]
+    if bot.paused_until is not None:
+        candidates.append(bot.paused_until)
+    send_at = max(candidates)
+    wait = (send_at - now).total_seconds()
+    if wait > limits.max_wait:
+        if bot.paused_until is not None and send_at == bot.paused_until:
+            reason = "Telegram asked every sender to wait (429)"
+        elif chat_next is not None and send_at == chat_next:
+            reason = "this chat's limit"
+        else:
+            reason = "the bot's global rate"
+        return HeldBack(wait - limits.max_wait / 2, reason)
+    interval = limits.global_interval / max(SLOWEST_RATE_FACTOR, bot.rate_factor)
+    per_chat = limits.group_interval if chat_id < 0 else limits.chat_interval
+    return Slot(send_at=send_at, bot_next=send_at + timedelta(seconds=interval),
+                chat_next=send_at + timedelta(seconds=per_chat),
+                rate_factor=min(1.0, bot.rate_factor + RECOVERY_PER_SEND))
+
+
 def _old_reserve(runtime: Any, chat_id: int, cur: Any) -> Any:
     """Pacer.reserve of main before issue 16: the bot's row stays locked from its upsert to the commit."""
-    from expensebot.pacing import BotPacing, HeldBack, PacingLimits, plan_send
+    from expensebot.pacing import BotPacing, HeldBack, PacingLimits
 
     now = runtime.clock.now()
     bot_id = runtime.bot_token().split(":", 1)[0]
@@ -104,7 +137,7 @@ def _old_reserve(runtime: Any, chat_id: int, cur: Any) -> Any:
     bot = BotPacing(row["next_send_at"], row["paused_until"], float(row["rate_factor"]))
     cur.execute(_OLD_LOCK_CHAT, params)
     chat_next = cur.fetchone()["next_send_at"]
-    planned = plan_send(now, bot, chat_next, chat_id, PacingLimits.from_settings(runtime.settings))
+    planned = _old_plan_send(now, bot, chat_next, chat_id, PacingLimits.from_settings(runtime.settings))
     if isinstance(planned, HeldBack):
         raise planned
     cur.execute("UPDATE telegram_pacing SET next_send_at = %s, rate_factor = %s WHERE bot_id = %s",
