@@ -42,4 +42,5 @@ def test_the_workers_share_the_rounds_of_chats_and_start_them_over_each_window()
     assert len(set(privates)) == len(privates)  # no private chat twice within its window
     again = Chats(0, 4)
     assert again.next(0.0) == 10_000_001 and again.next(0.5) == 10_000_005
-    assert again.next(1.0) == 10_000_001  # the next second: the round starts over
+    assert again.next(1.0) == 10_000_009  # still the first window (1.05 s)
+    assert again.next(1.1) == 10_000_001  # the next window: the round starts over, the chats free again

@@ -108,8 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="pacing: the worker counts to run, at most 90 (default 1,4,16,64)")
     bench.add_argument("--pacing-rtt-ms", type=_numbers(float, 0.0), default=(0.0, 0.5, 1.0), metavar="MS,MS,...",
                        help="pacing: the round-trip times to add, in ms; 0 is direct TCP (default 0,0.5,1)")
-    bench.add_argument("--pacing-seconds", type=float, default=3.0,
-                       help="pacing: how long each cell (and implementation) runs (default 3)")
+    bench.add_argument("--pacing-seconds", type=float, default=4.0,
+                       help="pacing: how long each cell (and implementation) runs (default 4)")
     bench.set_defaults(func=cmd_bench)
 
     dev = commands.add_parser("dev", help="developer checks")

@@ -175,7 +175,7 @@ class BenchOptions:
     # The pacing benchmark's cells (workers × RTT) and each cell's length: 12 cells × old and new × 3 s.
     pacing_workers: tuple[int, ...] = (1, 4, 16, 64)
     pacing_rtt_ms: tuple[float, ...] = (0.0, 0.5, 1.0)
-    pacing_seconds: float = 3.0
+    pacing_seconds: float = 4.0  # per cell: past 3.05 s, so groups come back once
     results_path: Path = RESULTS_PATH
 
 

@@ -2,9 +2,9 @@
 
 N worker processes (1, 4, 16, 64) each loop for a few seconds doing what a delivery does before a send:
 `delivery.claim_and_reserve` for a new notification (its claim and its slot in one all-or-nothing step),
-to chats taken round-robin from 2,000 private chats and, every GROUP_EVERY-th reservation, from 200 groups.
-The round starts over every second for private chats and every 1.5 s for groups, so that at any rate a chat
-comes back about as often as its limit allows, and the per-chat and the group spacing take part.
+to chats taken round-robin from 20,000 private chats and, every GROUP_EVERY-th reservation, from 200 groups.
+The round starts over every 1.05 s for private chats and every 3.05 s for groups, just after their limits, so
+chats come back as soon as they are free again, and the per-chat and the group spacing take part.
 
 PostgreSQL is reached over TCP, directly (RTT 0) or through a proxy that adds the round-trip time
 (delay_proxy.py: this kernel has no netem). Each cell runs the reservation of today's main ("old": the bot's
@@ -39,16 +39,16 @@ from expensebot_tools.bench.delay_proxy import DelayProxy
 
 DATABASE = "expensebot_pacing"
 BOT_TOKEN = "123456:PACING-BENCH-TOKEN"
-PRIVATE_CHATS = 2_000
+PRIVATE_CHATS = 20_000
 GROUP_CHATS = 200
 # One reservation in this many goes to a group.
 GROUP_EVERY = 100
-# Each window starts the round over its chats again. A chat reserved more often than its limit runs its slots
-# ahead (and the old reservation moves the bot's schedule with it) until they pass PACING_MAX_WAIT_SECONDS
-# and messages are held back; one that never comes back leaves its spacing unchecked. About once per limit
-# (1 s for a private chat, 3 s for a group; 1.5 s so that a 3 s cell sees groups again) does both.
-PRIVATE_WINDOW = 1.0
-GROUP_WINDOW = 1.5
+# Each window starts the round over its chats again, a little after the chat's limit (1 s for a private chat,
+# 3 s for a group) has passed, so chats come back and their spacing is checked, without a worker meeting a
+# chat that is not free yet (which the reservation answers by sleeping until it is: a measure of the chats'
+# spacing, not of the reservation). The pool is larger than a window's reservations at any rate reached here.
+PRIVATE_WINDOW = 1.05
+GROUP_WINDOW = 3.05
 MAX_WAIT_SECONDS = 30
 MONITOR_INTERVAL = 0.01
 MAX_WORKERS = 90
