@@ -49,8 +49,8 @@ def test_the_proxy_adds_the_round_trip_time_to_every_exchange():
 def test_one_tiny_cell_runs_old_and_new_and_records_each_row(tmp_path):
     results = tmp_path / "results.jsonl"
     out = io.StringIO()
-    # Over a second: the round of private chats starts over, so chats get a second slot to check.
-    options = BenchOptions(pacing_workers=(2,), pacing_rtt_ms=(0.5,), pacing_seconds=1.2, results_path=results)
+    # Over 1.05 s: the round of private chats starts over, so chats get a second slot to check.
+    options = BenchOptions(pacing_workers=(2,), pacing_rtt_ms=(0.5,), pacing_seconds=1.3, results_path=results)
 
     run_benchmarks(["pacing"], options, console=Console(file=out, width=200))
 
@@ -58,7 +58,8 @@ def test_one_tiny_cell_runs_old_and_new_and_records_each_row(tmp_path):
     assert line["name"] == "pacing"
     assert line["spacing_ok"] is True and line["held_back"] == 0 and line["errors"] == 0
     rows = line["rows"]
-    assert sorted(row["implementation"] for row in rows) == ["new", "old"]
+    assert sorted((row["operation"], row["implementation"]) for row in rows) == [
+        ("claim_and_reserve", "new"), ("claim_and_reserve", "old"), ("reserve", "new"), ("reserve", "old")]
     for row in rows:
         assert row["workers"] == 2 and row["rtt_ms"] == 0.5
         assert row["reservations_per_second"] > 0 and row["reservations"] > 0

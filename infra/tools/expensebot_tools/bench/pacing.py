@@ -58,6 +58,9 @@ GOAL_RTT_MS = 0.5
 GOAL_PER_SECOND = 3_000
 ROUNDING = timedelta(microseconds=1)  # timestamps are whole microseconds
 IMPLEMENTATIONS = ("old", "new")
+# What a worker does per step: the slot alone (the issue's reservation, its goal), or the claim of a new
+# notification and its slot together (what a delivery does before each send).
+OPERATIONS = ("reserve", "claim_and_reserve")
 
 
 def bench_settings(database_url: str) -> Any:
@@ -167,7 +170,19 @@ def old_claim_and_reserve(runtime: Any, pacer: Any, message: Any, key: str, now:
     return str(status)
 
 
-def _implementation(name: str) -> Callable[..., Any]:
+def _old_reserve_alone(runtime: Any, pacer: Any, message: Any, key: str, now: datetime) -> Any:
+    """Pacer.reserve of main before issue 16, in its own transaction: (no claim, the slot)."""
+    with runtime.db.transaction() as cur:
+        return 0, _old_reserve(runtime, message.chat_id, cur)
+
+
+def _new_reserve_alone(runtime: Any, pacer: Any, message: Any, key: str, now: datetime) -> Any:
+    return 0, pacer.reserve(message.chat_id)
+
+
+def _implementation(name: str, operation: str = "claim_and_reserve") -> Callable[..., Any]:
+    if operation == "reserve":
+        return _old_reserve_alone if name == "old" else _new_reserve_alone
     if name == "old":
         return old_claim_and_reserve
     from expensebot import delivery
@@ -213,8 +228,8 @@ def _micros(moment: datetime) -> int:
     return (moment - _EPOCH) // ROUNDING
 
 
-def _worker(implementation: str, database_url: str, index: int, workers: int, seconds: float, run: str,
-            barrier: Any, results: Any) -> None:
+def _worker(implementation: str, operation: str, database_url: str, index: int, workers: int, seconds: float,
+            run: str, barrier: Any, results: Any) -> None:
     """One worker process: connects, waits for the others, then reserves for `seconds`."""
     from expensebot import delivery
     from expensebot.bootstrap import build_runtime
@@ -222,7 +237,7 @@ def _worker(implementation: str, database_url: str, index: int, workers: int, se
     from expensebot.pacing import HeldBack, Pacer
 
     runtime = build_runtime(bench_settings(database_url), SystemClock())
-    reserve = _implementation(implementation)
+    reserve = _implementation(implementation, operation)
     pacer = Pacer(runtime)
     slots: list[tuple[int, int]] = []
     latencies: list[float] = []
@@ -369,8 +384,9 @@ def _percentile(ordered: list[float], share: float) -> float:
 
 
 def run_cell(*, implementation: str, workers: int, rtt_ms: float, seconds: float, worker_url: str, admin_url: str,
-             monitor_url: str, run: str, proxy: DelayProxy | None = None) -> dict[str, Any]:
-    """One cell: `workers` processes reserving for `seconds` with `implementation`; its figures."""
+             monitor_url: str, run: str, proxy: DelayProxy | None = None,
+             operation: str = "claim_and_reserve") -> dict[str, Any]:
+    """One cell: `workers` processes doing `operation` for `seconds` with `implementation`; its figures."""
     from expensebot.pacing import PacingLimits
 
     _empty_tables(admin_url)  # closed again: the workers are forked from a parent without a connection
@@ -378,8 +394,8 @@ def run_cell(*, implementation: str, workers: int, rtt_ms: float, seconds: float
     barrier = fork.Barrier(workers + 1)
     results = fork.Queue()
     processes = [
-        fork.Process(target=_worker, args=(implementation, worker_url, index, workers, seconds, run, barrier,
-                                           results), daemon=True)
+        fork.Process(target=_worker, args=(implementation, operation, worker_url, index, workers, seconds, run,
+                                           barrier, results), daemon=True)
         for index in range(workers)
     ]
     for process in processes:
@@ -413,6 +429,7 @@ def run_cell(*, implementation: str, workers: int, rtt_ms: float, seconds: float
     per_second = len(slots) / wall if wall > 0 else 0.0
     limits = PacingLimits.from_settings(bench_settings(worker_url))
     return {
+        "operation": operation,
         "implementation": implementation,
         "workers": workers,
         "rtt_ms": rtt_ms,
@@ -473,47 +490,56 @@ def run_pacing(ctx: BenchContext, *, workers: Sequence[int], rtts_ms: Sequence[f
         migrate_database(admin_url, timezone="Europe/Moscow")
         monitor_url = server.create_database("postgres")
         with ctx.progress() as progress:
-            task = progress.add_task("pacing cells", total=len(workers) * len(rtts_ms) * len(IMPLEMENTATIONS))
+            task = progress.add_task("pacing cells",
+                                     total=len(workers) * len(rtts_ms) * len(OPERATIONS) * len(IMPLEMENTATIONS))
             for rtt_ms in rtts_ms:
                 with _network(port, rtt_ms) as (worker_port, proxy):
                     worker_url = f"postgresql://postgres@127.0.0.1:{worker_port}/{DATABASE}"
                     measured = measure_rtt(worker_url)
-                    for count in workers:
-                        for implementation in IMPLEMENTATIONS:
-                            row = run_cell(implementation=implementation, workers=count, rtt_ms=rtt_ms,
-                                           seconds=seconds, worker_url=worker_url, admin_url=admin_url,
-                                           monitor_url=monitor_url, run=f"{implementation}-{count}-{rtt_ms}",
-                                           proxy=proxy)
-                            row["rtt_measured_ms"] = round(measured, 3)
-                            rows.append(row)
-                            progress.advance(task)
+                    for count, operation, implementation in itertools.product(workers, OPERATIONS,
+                                                                              IMPLEMENTATIONS):
+                        row = run_cell(implementation=implementation, operation=operation, workers=count,
+                                       rtt_ms=rtt_ms, seconds=seconds, worker_url=worker_url, admin_url=admin_url,
+                                       monitor_url=monitor_url, run=f"{operation}-{implementation}-{count}-{rtt_ms}",
+                                       proxy=proxy)
+                        row["rtt_measured_ms"] = round(measured, 3)
+                        rows.append(row)
+                        progress.advance(task)
     finally:
         server.stop()
     return rows
 
 
+_TITLES = {
+    "reserve": "pacing: send slots reserved per second (the slot alone), old vs new",
+    "claim_and_reserve": "pacing: parts claimed with their slot per second (what a delivery does), old vs new",
+}
+
+
 def _show(ctx: BenchContext, rows: list[dict[str, Any]]) -> None:
-    table = Table(title="pacing: slot reservations per second (claim + slot), old vs new", title_justify="left")
-    for column in ("workers", "RTT ms", "measured", "old/s", "new/s", "new/old", "lock wait ms old/new",
-                   "p99 ms old/new", "spacing", "held", "proxy CPU"):
-        table.add_column(column, justify="right", no_wrap=True)
-    cells = {(row["workers"], row["rtt_ms"], row["implementation"]): row for row in rows}
-    for (count, rtt_ms, implementation), old in cells.items():
-        if implementation != "old":
-            continue
-        new = cells[(count, rtt_ms, "new")]
-        ratio = new["reservations_per_second"] / old["reservations_per_second"] if old["reservations_per_second"] \
-            else float("nan")
-        spacing = "ok" if old["spacing_ok"] and new["spacing_ok"] else "[bold red]VIOLATED[/bold red]"
-        table.add_row(
-            str(count), f"{rtt_ms:g}", f"{old['rtt_measured_ms']:.3f}", f"{old['reservations_per_second']:,.0f}",
-            f"{new['reservations_per_second']:,.0f}", f"{ratio:.2f}",
-            f"{_ms(old['lock_wait_ms'])}/{_ms(new['lock_wait_ms'])}",
-            f"{old['latency_p99_ms']:.1f}/{new['latency_p99_ms']:.1f}", spacing,
-            f"{old['held_back']}/{new['held_back']}",
-            f"{old['proxy_cpu_percent']:.0f}/{new['proxy_cpu_percent']:.0f}%",
-        )
-    ctx.console.print(table)
+    for operation in OPERATIONS:
+        table = Table(title=_TITLES[operation], title_justify="left")
+        for column in ("workers", "RTT ms", "measured", "old/s", "new/s", "new/old", "lock wait ms old/new",
+                       "p99 ms old/new", "spacing", "held", "proxy CPU"):
+            table.add_column(column, justify="right", no_wrap=True)
+        cells = {(row["workers"], row["rtt_ms"], row["implementation"]): row for row in rows
+                 if row["operation"] == operation}
+        for (count, rtt_ms, implementation), old in cells.items():
+            if implementation != "old":
+                continue
+            new = cells[(count, rtt_ms, "new")]
+            ratio = new["reservations_per_second"] / old["reservations_per_second"] \
+                if old["reservations_per_second"] else float("nan")
+            spacing = "ok" if old["spacing_ok"] and new["spacing_ok"] else "[bold red]VIOLATED[/bold red]"
+            table.add_row(
+                str(count), f"{rtt_ms:g}", f"{old['rtt_measured_ms']:.3f}", f"{old['reservations_per_second']:,.0f}",
+                f"{new['reservations_per_second']:,.0f}", f"{ratio:.2f}",
+                f"{_ms(old['lock_wait_ms'])}/{_ms(new['lock_wait_ms'])}",
+                f"{old['latency_p99_ms']:.1f}/{new['latency_p99_ms']:.1f}", spacing,
+                f"{old['held_back']}/{new['held_back']}",
+                f"{old['proxy_cpu_percent']:.0f}/{new['proxy_cpu_percent']:.0f}%",
+            )
+        ctx.console.print(table)
     ctx.console.print("measured: the median SELECT 1 round trip through the proxy (RTT 0: direct TCP); held: held "
                       "back (should be 0); proxy CPU: the delaying proxy's share of one core, old/new.")
 
@@ -523,19 +549,21 @@ def _ms(value: float | None) -> str:
 
 
 def summarize(rows: list[dict[str, Any]], *, seconds: float) -> dict[str, Any]:
-    """The figures of the run's JSON line: the goal, the checks, and every row (one per cell and
-    implementation, each with reservations_per_second, rtt_ms, workers and implementation)."""
-    goal_row = next((row for row in rows if row["implementation"] == "new" and row["workers"] == GOAL_WORKERS
+    """The figures of the run's JSON line: the goal, the checks, and every row (one per cell, operation and
+    implementation, each with reservations_per_second, rtt_ms, workers, operation and implementation)."""
+    def rate(operation: str, implementation: str) -> float | None:
+        return next((row["reservations_per_second"] for row in rows if row["operation"] == operation
+                     and row["implementation"] == implementation and row["workers"] == GOAL_WORKERS
                      and row["rtt_ms"] == GOAL_RTT_MS), None)
-    old_goal_row = next((row for row in rows if row["implementation"] == "old" and row["workers"] == GOAL_WORKERS
-                         and row["rtt_ms"] == GOAL_RTT_MS), None)
-    goal_rate = goal_row["reservations_per_second"] if goal_row else None
+
+    goal_rate = rate("reserve", "new")
     return {
         "seconds_per_cell": seconds,
-        "cells": len(rows) // len(IMPLEMENTATIONS),
+        "cells": len(rows) // len(IMPLEMENTATIONS) // len(OPERATIONS),
         f"new_per_second_{GOAL_WORKERS}_workers_{GOAL_RTT_MS}ms": goal_rate,
-        f"old_per_second_{GOAL_WORKERS}_workers_{GOAL_RTT_MS}ms": old_goal_row["reservations_per_second"]
-        if old_goal_row else None,
+        f"old_per_second_{GOAL_WORKERS}_workers_{GOAL_RTT_MS}ms": rate("reserve", "old"),
+        f"new_claims_per_second_{GOAL_WORKERS}_workers_{GOAL_RTT_MS}ms": rate("claim_and_reserve", "new"),
+        f"old_claims_per_second_{GOAL_WORKERS}_workers_{GOAL_RTT_MS}ms": rate("claim_and_reserve", "old"),
         f"goal_{GOAL_PER_SECOND}_per_second": None if goal_rate is None else goal_rate >= GOAL_PER_SECOND,
         "spacing_ok": all(row["spacing_ok"] for row in rows),
         "held_back": sum(row["held_back"] for row in rows),
@@ -562,8 +590,9 @@ def pacing(ctx: BenchContext) -> None:
     verdict = "not measured (no such cell in this run)" if goal is None else ("met" if goal else "NOT met")
     ctx.record(figures, note=(
         f"Goal: at {GOAL_RTT_MS} ms RTT and {GOAL_WORKERS} workers the new reservation grants at least "
-        f"{GOAL_PER_SECOND:,}/s — {verdict}. Lock wait = mean sessions waiting on a lock (pg_stat_activity every "
+        f"{GOAL_PER_SECOND:,} slots/s — {verdict}. Lock wait = mean sessions waiting on a lock (pg_stat_activity every "
         f"{MONITOR_INTERVAL * 1000:.0f} ms) / reservations per second. Old: the reservation of main before "
-        f"issue 16, copied into bench/pacing.py; new: expensebot.delivery.claim_and_reserve. The proxy and the "
+        f"issue 16, copied into bench/pacing.py; new: the library's Pacer.reserve and "
+        f"delivery.claim_and_reserve. The proxy and the "
         f"workers share this machine's {os.cpu_count()} cores."
     ))
