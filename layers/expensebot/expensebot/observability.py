@@ -61,7 +61,7 @@ def _tracer() -> Tracer | TracingOff:
         return TracingOff()
     from aws_lambda_powertools import Tracer
 
-    # Created at import, as Powertools asks: it patches boto3, psycopg2 and http.client for subsegments.
+    # Created at import, as Powertools asks: it patches botocore and psycopg2, whose calls become subsegments.
     return Tracer()
 
 
