@@ -81,11 +81,14 @@ def lambda_environment(template: Template | None = None, *, tracing: str = "Pass
 
 
 def _probe_environment() -> dict[str, str]:
-    # The template's environment with tracing off; nothing of this shell's application variables, which a
-    # local run may have set to anything.
-    kept = {name: value for name, value in os.environ.items()
-            if name in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")}
-    return {**kept, **lambda_environment()}
+    # The template's environment with tracing off, in place of whatever this shell sets the application's
+    # variables to; PYTHONPATH goes too, so the layer's code is the one on the probe's sys.path.
+    template = Template()
+    declared = set(template.globals.get("Environment", {}).get("Variables", {}))
+    for function_id in template.functions:
+        declared |= set(template.own_environment(function_id))
+    kept = {name: value for name, value in os.environ.items() if name not in declared and name != "PYTHONPATH"}
+    return {**kept, **lambda_environment(template)}
 
 
 def measure_import(module_path: Path, runs: int = 3, python: str = sys.executable) -> dict[str, Any]:
