@@ -30,14 +30,13 @@ from expensebot.scheduling import Deadline, LambdaContextLike, current_deadline,
 from expensebot.tasks import lookup, parse_message
 
 if TYPE_CHECKING:
+    # Imported with the first batch, not at import (`expensebot dev import-times`): Powertools' batch module
+    # brings asyncio and all its event classes (about 45 ms here), and delivery and pacing bring the settings
+    # model (pydantic-settings) and the Telegram client.
     from aws_lambda_powertools.utilities.batch import BatchProcessor
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
     from expensebot.pacing import HeldBack
-
-# Imported with the first batch, not at import (`expensebot dev import-times`): Powertools' batch module brings
-# asyncio and all its event classes (about 45 ms here), and delivery and pacing bring the settings model
-# (pydantic-settings) and the Telegram client.
 
 BACKOFF_FIRST_SECONDS = 30
 BACKOFF_MAX_SECONDS = 900
@@ -62,6 +61,7 @@ class NotStarted(ExpenseBotError):
 
 
 RECORD_LOG_KEYS = ["task", "task_id", "job_run_id"]
+
 
 @cache
 def _processor() -> BatchProcessor:
