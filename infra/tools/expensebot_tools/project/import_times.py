@@ -204,8 +204,14 @@ def cmd_import_times(args: argparse.Namespace) -> int:
     if not any(row["python"].startswith("3.13.") for row in rows):
         print("Python 3.13, Lambda's runtime, was not measured: `make import-times` builds .venv-lambda with it.")
     if failed:
-        print(f"{len(failed)} function(s) miss the goal: "
-              + ", ".join(f"{row['function']} (Python {row['python']})" for row in failed))
+        # One line per handler module and interpreter: the functions sharing a module share its import.
+        missed: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for row in failed:
+            missed.setdefault((row["module"], row["python"]), []).append(row)
+        for (module, python), same in missed.items():
+            print(f"Missed: {module} on Python {python}, {same[0]['import_seconds']:.3f} s"
+                  + (" with the X-Ray SDK" if same[0]["imports_xray_sdk"] else "")
+                  + f" ({', '.join(row['function'] for row in same)})")
         return EXIT_PROBLEM
     print("Every job and worker function meets it" + (" on Python " + ", ".join(dict.fromkeys(
         row["python"] for row in rows)) if rows else "") + ".")
