@@ -68,8 +68,22 @@ lint: $(STAMP) $(CHECKOV_STAMP)
 	$(CHECKOV) $(CHECKOV_ARGS) -f template.yaml
 	$(CHECKOV) $(CHECKOV_ARGS) -f $(EXPANDED)
 
-import-times: $(STAMP)
-	$(BIN)/expensebot dev import-times
+# Cold imports are measured on this venv's Python and on Python 3.13, Lambda's runtime, in a venv that holds
+# only what Lambda has: the layers' requirements, the webhook's aiogram and boto3 (the runtime's own). A
+# python3.13 from pyenv is used when there is one; PYTHON_LAMBDA=... names another.
+PYTHON_LAMBDA ?= $(firstword $(wildcard $(or $(PYENV_ROOT),$(HOME)/.pyenv)/versions/3.13*/bin/python3.13) python3.13)
+LAMBDA_VENV := .venv-lambda
+LAMBDA_STAMP := $(LAMBDA_VENV)/.installed-stamp
+
+$(LAMBDA_STAMP): layers/expensebot/requirements.txt layers/reports/requirements.txt functions/webhook/requirements.txt
+	@test -x $(LAMBDA_VENV)/bin/python || $(PYTHON_LAMBDA) -m venv $(LAMBDA_VENV)
+	$(LAMBDA_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LAMBDA_VENV)/bin/python -m pip install --quiet -r layers/expensebot/requirements.txt \
+		-r layers/reports/requirements.txt -r functions/webhook/requirements.txt boto3
+	@touch $(LAMBDA_STAMP)
+
+import-times: $(STAMP) $(LAMBDA_STAMP)
+	$(BIN)/expensebot dev import-times --python $(BIN)/python --python $(LAMBDA_VENV)/bin/python
 
 # The speed and size goals, on a generated data set kept in .bench/pgdata (results: .bench/results.jsonl).
 # `make bench` runs every benchmark; `make bench BENCH=budget_check` one (`.venv/bin/expensebot bench --list`).
@@ -78,4 +92,4 @@ bench: $(STAMP)
 	$(BIN)/expensebot bench $(BENCH)
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) $(SAM_VENV) .pytest_cache .ruff_cache .aws-sam
+	rm -rf $(VENV) $(CHECKOV_VENV) $(SAM_VENV) $(LAMBDA_VENV) .pytest_cache .ruff_cache .aws-sam

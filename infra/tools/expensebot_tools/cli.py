@@ -114,11 +114,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     dev = commands.add_parser("dev", help="developer checks")
     dev_commands = dev.add_subparsers(dest="dev_command", required=True)
-    imports = dev_commands.add_parser("import-times", help="cold import time of every handler module")
+    imports = dev_commands.add_parser(
+        "import-times", help="cold import time of every handler module, against the job and worker goal",
+        epilog="exit codes: 0 every job and worker handler meets the goal, 1 one does not")
     imports.add_argument("--runs", type=int, default=3, help="fresh interpreters per module; the fastest counts")
-    imports.add_argument("--json", action="store_true", help="the rows as JSON")
-    imports.add_argument("--python", default=sys.executable,
-                         help="interpreter to measure with (needs the layer's requirements and aiogram)")
+    imports.add_argument("--json", action="store_true", help="the rows as JSON, one per function and interpreter")
+    imports.add_argument("--python", action="append", metavar="PYTHON",
+                         help="an interpreter to measure with, repeatable (needs the layer's requirements and "
+                              "aiogram; default: this one, and .venv-lambda's Python 3.13 if `make import-times` "
+                              "made it)")
     imports.set_defaults(func=cmd_import_times)
 
     from expensebot_tools.operations.commands import add_parser as add_ops_parser

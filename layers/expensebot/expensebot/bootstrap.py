@@ -6,16 +6,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from expensebot.adapters.database import Database
-from expensebot.adapters.queues import QueueClient
 from expensebot.adapters.secrets import resolve_json_secret, resolve_secret
-from expensebot.adapters.telegram import TelegramClient
 from expensebot.clock import Clock, SystemClock
-from expensebot.config import Settings
 from expensebot.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    # Imported by build_runtime, not here: the handlers import this module, and the settings model
+    # (pydantic-settings) and the drivers (psycopg2, urllib3) are a cold start's largest imports after the
+    # X-Ray SDK. Like the connections, they come with the first use (`expensebot dev import-times`).
+    from expensebot.adapters.database import Database
+    from expensebot.adapters.queues import QueueClient
+    from expensebot.adapters.telegram import TelegramClient
+    from expensebot.config import Settings
 
 
 @dataclass
@@ -97,6 +102,11 @@ def _sqs_client_factory(settings: Settings) -> Callable[[], Any]:
 
 
 def build_runtime(settings: Settings | None = None, clock: Clock | None = None) -> Runtime:
+    from expensebot.adapters.database import Database
+    from expensebot.adapters.queues import QueueClient
+    from expensebot.adapters.telegram import TelegramClient
+    from expensebot.config import Settings
+
     settings = settings or Settings()
     runtime = Runtime(
         settings=settings,

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-QUEUE_NAMES = ("default", "reports", "recurring", "maintenance", "notifications")
+from expensebot.adapters.queues import QUEUE_NAMES
 
 # The bookkeeping tables exist to turn a duplicate into a no-op, so each keeps its rows at least as long as
 # a duplicate can still arrive; a shorter retention is refused with the reason (README: "Bookkeeping

@@ -13,9 +13,8 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from expensebot.adapters.queues import OutgoingMessage
+from expensebot.adapters.queues import QUEUE_NAMES, OutgoingMessage
 from expensebot.bootstrap import Runtime, get_runtime
-from expensebot.config import QUEUE_NAMES
 from expensebot.errors import InvalidMessage
 
 ArgsT = TypeVar("ArgsT", bound=BaseModel)

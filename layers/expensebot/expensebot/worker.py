@@ -19,19 +19,24 @@ batch item failures, so one bad record never fails the others. Around that:
 from __future__ import annotations
 
 import os
-from typing import Any
-
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from expensebot.adapters.queues import SQS_MAX_DELAY_SECONDS, OutgoingMessage
 from expensebot.bootstrap import Runtime, get_runtime
-from expensebot.delivery import DeliveryInProgress, claim_lease_seconds
 from expensebot.errors import ExpenseBotError, InvalidMessage, TelegramBadRequest, TelegramRetryAfter
 from expensebot.observability import logger, metrics
-from expensebot.pacing import HeldBack
 from expensebot.scheduling import Deadline, LambdaContextLike, current_deadline, task_deadline
 from expensebot.tasks import lookup, parse_message
+
+if TYPE_CHECKING:
+    # Imported with the first batch, not at import (`expensebot dev import-times`): Powertools' batch module
+    # brings asyncio and all its event classes (about 45 ms here), and delivery and pacing bring the settings
+    # model (pydantic-settings) and the Telegram client.
+    from aws_lambda_powertools.utilities.batch import BatchProcessor
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+    from expensebot.pacing import HeldBack
 
 BACKOFF_FIRST_SECONDS = 30
 BACKOFF_MAX_SECONDS = 900
@@ -42,6 +47,8 @@ FINAL_ERRORS = (InvalidMessage, TelegramBadRequest)
 
 def retry_delay(receive_count: int, error: BaseException, *, lease_seconds: int) -> int:
     """Seconds until a failed record is received again: 30, 60, 120, 240, … capped at 15 minutes."""
+    from expensebot.delivery import DeliveryInProgress
+
     if isinstance(error, TelegramRetryAfter):
         return max(1, error.retry_after)
     if isinstance(error, DeliveryInProgress):
@@ -55,17 +62,24 @@ class NotStarted(ExpenseBotError):
 
 RECORD_LOG_KEYS = ["task", "task_id", "job_run_id"]
 
-# Even when every record failed, answer with the list instead of raising: each record has already been
-# given its own retry delay, and an escaping exception would fail the batch as a whole.
-_processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+@cache
+def _processor() -> BatchProcessor:
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+
+    # Even when every record failed, answer with the list instead of raising: each record has already been
+    # given its own retry delay, and an escaping exception would fail the batch as a whole.
+    return BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 def handle_sqs_batch(event: dict[str, Any], context: LambdaContextLike | None) -> dict[str, Any]:
     """What a worker function's lambda_handler calls: every record of the batch, under one soft deadline
     measured from the batch's start."""
+    from aws_lambda_powertools.utilities.batch import process_partial_response
+
     runtime = get_runtime()
     with task_deadline(Deadline(runtime.settings.soft_time_limit_seconds, context)):
-        return process_partial_response(event=event, record_handler=run_task_record, processor=_processor,
+        return process_partial_response(event=event, record_handler=run_task_record, processor=_processor(),
                                         context=context)  # type: ignore[arg-type]
 
 
@@ -80,6 +94,9 @@ def run_task_record(record: SQSRecord) -> Any:
 
 
 def _run(record: SQSRecord) -> Any:
+    from expensebot.delivery import claim_lease_seconds
+    from expensebot.pacing import HeldBack
+
     runtime = get_runtime()
     task_name: str | None = None
     try:

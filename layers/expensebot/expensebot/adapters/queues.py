@@ -7,9 +7,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from expensebot.config import QUEUE_NAMES
 from expensebot.errors import ConfigurationError, EnqueueError
 
+# The application's queues (the template's QUEUE_URL_* name each). Defined here, not in config: the worker and
+# the task registry need the names at import, and config brings pydantic-settings, which only building the
+# runtime needs.
+QUEUE_NAMES = ("default", "reports", "recurring", "maintenance", "notifications")
 SQS_BATCH_LIMIT = 10  # SendMessageBatch takes at most ten entries
 SQS_MAX_DELAY_SECONDS = 900
 SEND_ATTEMPTS = 3
