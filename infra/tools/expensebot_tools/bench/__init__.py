@@ -31,7 +31,9 @@ BENCH_DIR = PROJECT_ROOT / ".bench"
 RESULTS_PATH = BENCH_DIR / "results.jsonl"
 # The modules that register benchmarks, in the order `make bench` runs them. The cleanup comes after the
 # data-set benchmarks: it deletes and restores a million rows, and they should not measure after that churn.
-BENCHMARK_MODULES = ("budget_check", "planners", "bot", "report_render", "cleanup", "broadcast", "parsing")
+BENCHMARK_MODULES = (
+    "budget_check", "planners", "bot", "report_render", "cleanup", "broadcast", "broadcast_paid", "parsing",
+)
 
 
 @dataclass(frozen=True)
@@ -172,6 +174,10 @@ class BenchOptions:
     enqueue_sample: int = 5_000  # units per job sent through delay_many for the throughput figure
     explain: bool = False  # print EXPLAIN (ANALYZE, BUFFERS) of each planner statement
     broadcast_chats: int = 3_000  # chats the broadcast benchmark sends to (its bound: chats / 30 s)
+    paid_chats: int = 8_000  # chats of each paid broadcast fed to the workers directly (8 s at 1,000/s)
+    paid_workers: tuple[int, ...] = (4, 8, 16)  # one paid broadcast per count of worker processes
+    paid_sqs_chats: int = 1_500  # the paid broadcast through moto's SQS (slow: under 100/s on 2 cores)
+    paid_ordinary_chats: int = 600  # the ordinary 30/s broadcast timed beside it, for the ratio (about 21 s)
     results_path: Path = RESULTS_PATH
 
 
