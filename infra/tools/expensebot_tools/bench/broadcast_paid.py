@@ -14,6 +14,7 @@ The naive way is the ordinary broadcast at Telegram's free 30/s, timed in the sa
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -61,9 +62,12 @@ def _aws_model(handler_cpu_ms: float, memory_mb: int) -> dict[str, Any]:
     message is its CPU time at its share of a vCPU plus the time it waits on Telegram and PostgreSQL."""
     share = min(1.0, memory_mb / LAMBDA_MB_PER_VCPU)
     cpu_ms = handler_cpu_ms / share
-    rows = {}
+    rows: dict[str, dict[str, float | None]] = {}
     for label, telegram_ms, database_ms in zip(("low", "mid", "high"), TELEGRAM_RTT_MS, DATABASE_RTT_MS, strict=True):
         wall_ms = cpu_ms + telegram_ms + DATABASE_ROUND_TRIPS * database_ms
+        if math.isnan(wall_ms):  # no warm invocation measured (a list too short for every worker's second batch)
+            rows[label] = {"wall_ms": None, "workers": None}
+            continue
         rows[label] = {"wall_ms": round(wall_ms, 1), "workers": round(PAID_RATE * wall_ms / 1000)}
     return {"vcpu_share": round(share, 3), "lambda_cpu_ms": round(cpu_ms, 2), **rows}
 
