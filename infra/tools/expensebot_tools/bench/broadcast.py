@@ -8,7 +8,7 @@ Lambda invocations of the default queue's worker would: each receives batches of
 function's handler from template.yaml with the SQS event, and deletes what succeeded. They pace
 themselves only through PostgreSQL (pacing.py). The Telegram stand-in enforces Telegram's limits in real
 time and answers 429 with retry_after. The same broadcast then runs with the shared pacing switched off
-(TELEGRAM_PACING=false), for comparison."""
+(TELEGRAM_PACING=false), for comparison. broadcast_paid.py runs the same machinery at the paid rate."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from expensebot_tools.bench import BenchContext, benchmark
 
@@ -166,7 +166,7 @@ class BroadcastRun:
     first_chat: int = 10_000_001
     # "sqs": through moto's SQS server, as everywhere else; "direct": the feeder hands the workers their
     # batches through a multiprocessing queue, leaving moto out of the path (see broadcast_paid).
-    feed: str = "sqs"
+    feed: Literal["sqs", "direct"] = "sqs"
     quiet: bool = False  # the workers' log lines go to /dev/null instead of the terminal
 
 
