@@ -205,3 +205,25 @@ def test_the_broadcast_benchmark_delivers_every_message_once_through_concurrent_
     assert line["bound_seconds"] == 2.0 and line["seconds"] >= 59 / 30 * 0.9
     assert dict(os.environ) == environment_before  # the run's endpoint and variables do not leak
 
+
+def test_the_paid_broadcast_sends_each_chat_one_message_with_allow_paid_broadcast_and_no_429(tmp_path):
+    results = tmp_path / "results.jsonl"
+    environment_before = dict(os.environ)
+    options = BenchOptions(paid_chats=200, paid_workers=(2,), paid_sqs_chats=30, paid_ordinary_chats=10,
+                           results_path=results)
+
+    assert run_benchmarks(["broadcast_paid"], options, console=_quiet()) == ["broadcast_paid"]
+
+    (line,) = map(json.loads, results.read_text(encoding="utf-8").splitlines())
+    (direct,) = line["runs"]
+    # Every chat got exactly one message, each sent with allow_paid_broadcast, and Telegram refused none.
+    assert (direct["delivered"], direct["lost"], direct["duplicates"], direct["answered_429"]) == (200, 0, 0, 0)
+    assert direct["sends_with_allow_paid_broadcast"] == 200
+    assert (line["sqs_fed"]["delivered"], line["sqs_fed"]["duplicates"], line["sqs_fed"]["answered_429"]) == (30, 0, 0)
+    assert line["sqs_fed"]["sends_with_allow_paid_broadcast"] == 30
+    # The ordinary broadcast beside it sends without the flag, at Telegram's free rate.
+    assert (line["ordinary"]["delivered"], line["ordinary"]["sends_with_allow_paid_broadcast"]) == (10, 0)
+    assert line["busiest_second"] <= 1000
+    assert line["handler_cpu_ms_per_message"] > 0 and line["aws_workers_for_1000_per_second"] > 0
+    assert dict(os.environ) == environment_before
+

@@ -452,6 +452,22 @@ def test_paid_broadcast_raises_the_global_limit(http, clock):
         assert form[0] == 200
 
 
+def test_by_default_paid_sends_reach_1000_per_second_and_ordinary_ones_30_then_429(http, clock):
+    # The paid broadcast benchmark relies on these defaults: Telegram's 30/s, and 1,000/s with
+    # allow_paid_broadcast, each answered 429 with retry_after one send beyond.
+    with TelegramStandIn(clock=clock, accept_any_chat=True) as standin:
+        ordinary = [send(http, standin, 50_000 + n)[0] for n in range(31)]
+        assert ordinary == [200] * 30 + [429]
+        clock.advance(1)
+        paid = [send(http, standin, 60_000 + n, allow_paid_broadcast=True)[0] for n in range(1001)]
+        assert paid == [200] * 1000 + [429]
+        assert retry_after(send(http, standin, 70_000, allow_paid_broadcast=True)) == 1
+        # The paid burst used up the ordinary budget as well: a send without the flag waits too.
+        assert retry_after(send(http, standin, 70_001)) == 1
+        clock.advance(1)
+        assert send(http, standin, 70_002, allow_paid_broadcast=True)[0] == 200
+
+
 def test_limits_are_not_enforced_when_switched_off(http, clock):
     with make_standin(clock, enforce_limits=False) as standin:
         answers = [send(http, standin, ALICE)[0] for _ in range(50)]

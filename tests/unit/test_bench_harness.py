@@ -53,9 +53,10 @@ def test_record_refuses_figures_named_like_the_record_itself(tmp_path):
 def test_the_registry_holds_every_benchmark_in_run_order_with_descriptions():
     benchmarks = registry()
     assert list(benchmarks)[:6] == ["budget_check", "planners", "bot", "report_render", "cleanup", "broadcast"]
-    # The broadcast and the pacing benchmark build their own system and the parsing benchmark needs none: none
-    # of them builds the data set.
-    assert [name for name, b in benchmarks.items() if not b.needs_dataset] == ["broadcast", "pacing", "parsing"]
+    # The broadcasts and the pacing benchmark build their own system and the parsing benchmark needs none:
+    # none of them builds the data set.
+    assert [name for name, b in benchmarks.items() if not b.needs_dataset] == [
+        "broadcast", "broadcast_paid", "pacing", "parsing"]
     assert all(b.description for b in benchmarks.values())
 
 

@@ -31,7 +31,10 @@ BENCH_DIR = PROJECT_ROOT / ".bench"
 RESULTS_PATH = BENCH_DIR / "results.jsonl"
 # The modules that register benchmarks, in the order `make bench` runs them. The cleanup comes after the
 # data-set benchmarks: it deletes and restores a million rows, and they should not measure after that churn.
-BENCHMARK_MODULES = ("budget_check", "planners", "bot", "report_render", "cleanup", "broadcast", "pacing", "parsing")
+BENCHMARK_MODULES = (
+    "budget_check", "planners", "bot", "report_render", "cleanup", "broadcast", "broadcast_paid", "pacing",
+    "parsing",
+)
 
 
 @dataclass(frozen=True)
@@ -172,10 +175,14 @@ class BenchOptions:
     enqueue_sample: int = 5_000  # units per job sent through delay_many for the throughput figure
     explain: bool = False  # print EXPLAIN (ANALYZE, BUFFERS) of each planner statement
     broadcast_chats: int = 3_000  # chats the broadcast benchmark sends to (its bound: chats / 30 s)
-    # The pacing benchmark's cells (workers × RTT) and each cell's length: 12 cells × old and new × 3 s.
+    # The pacing benchmark's cells (workers × RTT) and each cell's length: 12 cells × (slot, claim + slot) × old and new × 4 s.
     pacing_workers: tuple[int, ...] = (1, 4, 16, 64)
     pacing_rtt_ms: tuple[float, ...] = (0.0, 0.5, 1.0)
     pacing_seconds: float = 4.0  # per cell: past 3.05 s, so groups come back once
+    paid_chats: int = 8_000  # chats of each paid broadcast fed to the workers directly (8 s at 1,000/s)
+    paid_workers: tuple[int, ...] = (4, 8, 16)  # one paid broadcast per count of worker processes
+    paid_sqs_chats: int = 1_500  # the paid broadcast through moto's SQS (slow: under 100/s on 2 cores)
+    paid_ordinary_chats: int = 600  # the ordinary 30/s broadcast timed beside it, for the ratio (about 21 s)
     results_path: Path = RESULTS_PATH
 
 
