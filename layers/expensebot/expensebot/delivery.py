@@ -281,17 +281,17 @@ def _record(
     telegram_message_id: int | None = None,
     deactivate_user: int | None = None,
 ) -> None:
-    with runtime.db.transaction() as cur:
-        if deactivate_user is not None:
-            # Later jobs skip the user until they write to the bot again.
-            cur.execute(
-                "UPDATE users SET is_active = false, deactivated_reason = %s WHERE user_id = %s",
-                (error, deactivate_user),
-            )
+    # One statement, its own transaction (one round trip): the part's outcome and, for a chat that is gone, its
+    # user set inactive, whom later jobs skip until they write to the bot again. Committed as usual, waiting for
+    # the disk: 'sent' is what keeps a redelivery from sending the part twice.
+    with runtime.db.single_statement() as cur:
         cur.execute(
-            "UPDATE notifications SET status = %s, last_error = %s, lease_until = NULL,"
-            " telegram_message_id = COALESCE(%s, telegram_message_id),"
-            " sent_at = CASE WHEN %s = 'sent' THEN %s ELSE sent_at END"
-            " WHERE id = %s",
-            (status, error, telegram_message_id, status, runtime.clock.now(), notification_id),
+            "WITH deactivated AS ("
+            " UPDATE users SET is_active = false, deactivated_reason = %(error)s WHERE user_id = %(user)s)"
+            " UPDATE notifications SET status = %(status)s, last_error = %(error)s, lease_until = NULL,"
+            " telegram_message_id = COALESCE(%(message_id)s, telegram_message_id),"
+            " sent_at = CASE WHEN %(status)s = 'sent' THEN %(now)s ELSE sent_at END"
+            " WHERE id = %(id)s",
+            {"status": status, "error": error, "user": deactivate_user, "message_id": telegram_message_id,
+             "now": runtime.clock.now(), "id": notification_id},
         )

@@ -175,7 +175,8 @@ class BenchOptions:
     enqueue_sample: int = 5_000  # units per job sent through delay_many for the throughput figure
     explain: bool = False  # print EXPLAIN (ANALYZE, BUFFERS) of each planner statement
     broadcast_chats: int = 3_000  # chats the broadcast benchmark sends to (its bound: chats / 30 s)
-    # The pacing benchmark's cells (workers × RTT) and each cell's length: 12 cells × (slot, claim + slot) × old and new × 4 s.
+    # The pacing benchmark's cells (workers × RTT) and each cell's length: 12 cells × (the slot alone, the
+    # claim with its slot) × old and new × 4 s.
     pacing_workers: tuple[int, ...] = (1, 4, 16, 64)
     pacing_rtt_ms: tuple[float, ...] = (0.0, 0.5, 1.0)
     pacing_seconds: float = 4.0  # per cell: past 3.05 s, so groups come back once

@@ -40,10 +40,11 @@ LAMBDA_MB_PER_VCPU = 1769
 TELEGRAM_RTT_MS = (50.0, 100.0, 150.0)
 # From the issue: a round trip to RDS through RDS Proxy costs about 0.3-1 ms.
 DATABASE_RTT_MS = (0.3, 0.5, 1.0)
-# Client round trips to PostgreSQL per message, counted in delivery.py and pacing.py at this commit (psycopg2
-# sends BEGIN as a round trip of its own): the claim's transaction BEGIN, INSERT notifications, the bot
-# row's upsert, the chat row's upsert, two UPDATEs, COMMIT (7); then the outcome's BEGIN, UPDATE, COMMIT (3).
-DATABASE_ROUND_TRIPS = 10
+# Client round trips to PostgreSQL per message, counted in delivery.py and pacing.py at this commit: the claim
+# with its slot, one statement in autocommit (1); the outcome, one statement in autocommit (1). Before issue 16
+# it was ten (psycopg2 sends BEGIN as a round trip of its own): BEGIN, the claim, the bot row's upsert, the chat
+# row's upsert, two UPDATEs, COMMIT; then BEGIN, UPDATE, COMMIT.
+DATABASE_ROUND_TRIPS = 2
 
 
 def _template_memory_mb() -> int:
