@@ -167,7 +167,7 @@ class BroadcastRun:
     # "sqs": through moto's SQS server, as everywhere else; "direct": the feeder hands the workers their
     # batches through a multiprocessing queue, leaving moto out of the path (see broadcast_paid).
     feed: Literal["sqs", "direct"] = "sqs"
-    quiet: bool = False  # the workers' log lines go to /dev/null instead of the terminal
+    quiet: bool = True  # the workers' log lines go to /dev/null instead of the terminal (written, as in Lambda)
 
 
 def run_broadcast(ctx: BenchContext, database_url: str, run: BroadcastRun, *,
