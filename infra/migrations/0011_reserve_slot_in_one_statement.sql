@@ -29,9 +29,10 @@ CREATE FUNCTION reserve_telegram_slot(
     p_group_interval double precision,   -- seconds between two sends to one group (chat id < 0)
     p_max_wait double precision,         -- the furthest slot taken; beyond it the message is held back
     p_slowest_rate_factor double precision,
-    p_recovery_per_send double precision
-) RETURNS TABLE (send_at timestamptz, rate_factor double precision)
-LANGUAGE plpgsql VOLATILE AS $$
+    p_recovery_per_send double precision,
+    OUT send_at timestamptz,
+    OUT rate_factor double precision
+) LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     -- No slot is ever booked further ahead than this, so a time beyond it means the clock went back (a
     -- virtual clock replaying a period, a host's clock corrected): it is forgotten.
@@ -46,9 +47,15 @@ DECLARE
 BEGIN
     PERFORM set_config('synchronous_commit', 'off', true);
 
-    INSERT INTO chat_pacing AS c (bot_id, chat_id, next_send_at) VALUES (p_bot, p_chat, p_now)
-    ON CONFLICT (bot_id, chat_id) DO UPDATE SET chat_id = EXCLUDED.chat_id
-    RETURNING c.next_send_at INTO chat_next;
+    -- Each row is locked, not rewritten, until its one UPDATE; one the bot or chat does not have yet is created
+    -- at now, as one idle until now (two workers creating it at once: one inserts, both then lock it).
+    SELECT c.next_send_at INTO chat_next FROM chat_pacing c WHERE c.bot_id = p_bot AND c.chat_id = p_chat FOR UPDATE;
+    IF NOT FOUND THEN
+        INSERT INTO chat_pacing (bot_id, chat_id, next_send_at) VALUES (p_bot, p_chat, p_now)
+        ON CONFLICT (bot_id, chat_id) DO NOTHING;
+        SELECT c.next_send_at INTO chat_next FROM chat_pacing c WHERE c.bot_id = p_bot AND c.chat_id = p_chat
+           FOR UPDATE;
+    END IF;
     IF chat_next > horizon THEN
         chat_next := p_now;
     END IF;
@@ -93,6 +100,7 @@ BEGIN
        SET next_send_at = slot + make_interval(secs => p_global_interval / greatest(p_slowest_rate_factor, bot_rate)),
            rate_factor = least(1.0, bot_rate + p_recovery_per_send)
      WHERE b.bot_id = p_bot;
-    RETURN QUERY SELECT slot, least(1.0, bot_rate + p_recovery_per_send);
+    send_at := slot;
+    rate_factor := least(1.0, bot_rate + p_recovery_per_send);
 END
 $$;
