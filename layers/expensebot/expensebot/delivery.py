@@ -18,8 +18,11 @@ the message and deactivates its user; other errors are the worker's to retry or 
 from __future__ import annotations
 
 import enum
+import itertools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -29,7 +32,7 @@ from expensebot.bootstrap import Runtime
 from expensebot.config import Settings
 from expensebot.errors import ExpenseBotError, TelegramChatUnavailable, TelegramError, TelegramRetryAfter
 from expensebot.observability import METRICS_NAMESPACE, logger, metrics
-from expensebot.pacing import HeldBack, Pacer, Slot
+from expensebot.pacing import ChatNotFree, HeldBack, Pacer, Slot
 
 # Telegram's limit for one message's text, counted in UTF-16 code units.
 MAX_MESSAGE_LENGTH = 4096
@@ -51,6 +54,9 @@ class Delivery(enum.Enum):
     SENT = "sent"
     ALREADY_SENT = "already_sent"
     DROPPED = "dropped"  # the chat is gone (blocked, deactivated, not found): never retried
+    # Its next part waits for the chat (a second after the last part, three for a group) in the batch's outbox,
+    # sent when the batch's other records have run (Outbox.flush).
+    DEFERRED = "deferred"
 
 
 @dataclass(frozen=True)
@@ -170,10 +176,23 @@ def attachment_key(dedupe_key: str, number: int) -> str:
 
 def deliver(runtime: Runtime, message: OutboundMessage) -> Delivery:
     """Sends every part of the message once, text first and then each file in order; SENT when this call
-    sent anything. A chat that is gone drops the rest of the message."""
-    outcomes = []
-    for key, send in _parts(message):
-        outcome = _deliver_part(runtime, message, key, send)
+    sent anything. A chat that is gone drops the rest of the message. Inside a worker's batch (an Outbox is
+    open), a part whose chat is not free yet is left to the outbox instead of the worker sleeping (DEFERRED)."""
+    return _deliver_parts(runtime, message, _parts(message), _OUTBOX.get())
+
+
+def _deliver_parts(
+    runtime: Runtime, message: OutboundMessage, parts: list[tuple[str, _Send]], outbox: Outbox | None,
+    sent_before: bool = False,
+) -> Delivery:
+    outcomes = [Delivery.SENT] if sent_before else []
+    for index, (key, send) in enumerate(parts):
+        try:
+            outcome = _deliver_part(runtime, message, key, send, wait_for_chat=outbox is None)
+        except ChatNotFree as busy:
+            assert outbox is not None  # only raised when there is an outbox to wait in
+            outbox.defer(message, parts[index:], busy.until, sent_before=Delivery.SENT in outcomes)
+            return Delivery.DEFERRED
         if outcome is Delivery.DROPPED:
             return outcome
         if outcome is None:
@@ -181,6 +200,97 @@ def deliver(runtime: Runtime, message: OutboundMessage) -> Delivery:
             break
         outcomes.append(outcome)
     return Delivery.SENT if Delivery.SENT in outcomes else Delivery.ALREADY_SENT
+
+
+@dataclass
+class _Waiting:
+    until: datetime
+    order: int
+    message: OutboundMessage
+    parts: list[tuple[str, _Send]]
+    owner: Any
+    sent_before: bool
+
+
+class Outbox:
+    """The parts of a batch's messages that wait for their chat. Telegram takes one message a second in a
+    private chat (one in three seconds in a group), so a month's report (its text, chart and PDF) keeps its
+    chat busy for two seconds. A worker sleeping through that would send a batch of ten reports in twenty
+    seconds; with the outbox the worker runs the batch's other records meanwhile and sends the waiting parts
+    after them (`flush`), the whole batch in about the two seconds of one report.
+
+    The parts still go in order and each under its own claim: a worker that dies with parts in the outbox
+    returns no answer for its batch, so every record comes back and sends only what did not go out."""
+
+    def __init__(self) -> None:
+        self._waiting: list[_Waiting] = []
+        self._order = itertools.count()
+        # What the batch is running now (the worker's record): a waiting part's outcome is that record's.
+        self.owner: Any = None
+
+    def __len__(self) -> int:
+        return len(self._waiting)
+
+    def defer(self, message: OutboundMessage, parts: list[tuple[str, _Send]], until: datetime, *,
+              sent_before: bool) -> None:
+        self._waiting.append(_Waiting(until, next(self._order), message, parts, self.owner, sent_before))
+
+    def flush(
+        self,
+        runtime: Runtime,
+        settle: Callable[[Any, Delivery | Exception], None],
+        time_left: Callable[[], float] = lambda: float("inf"),
+    ) -> None:
+        """Sends the waiting parts, each when its chat is free, the earliest first; `settle(owner, outcome)`
+        learns each message's end (a Delivery, or the exception its part raised). A part that would have to
+        wait beyond `time_left()` seconds, and every one after it, is settled with OutboxTimeout instead."""
+        token = _OUTBOX.set(self)
+        try:
+            while self._waiting:
+                waiting = min(self._waiting, key=lambda entry: (entry.until, entry.order))
+                self._waiting.remove(waiting)
+                wait = (waiting.until - runtime.clock.now()).total_seconds()
+                if wait >= time_left():
+                    for entry in [waiting, *self._waiting]:
+                        settle(entry.owner, OutboxTimeout(f"{entry.message.dedupe_key}: no time left to send it"))
+                    self._waiting.clear()
+                    return
+                if wait > 0:
+                    runtime.clock.sleep(wait)
+                self.owner = waiting.owner
+                try:
+                    outcome = _deliver_parts(runtime, waiting.message, waiting.parts, self, waiting.sent_before)
+                except Exception as exc:
+                    settle(waiting.owner, exc)
+                    continue
+                if outcome is not Delivery.DEFERRED:
+                    settle(waiting.owner, outcome)
+        finally:
+            _OUTBOX.reset(token)
+            self.owner = None
+
+
+class OutboxTimeout(ExpenseBotError):
+    """The batch ran out of time before a waiting part's chat was free: its record comes back and sends it."""
+
+
+_OUTBOX: ContextVar[Outbox | None] = ContextVar("expensebot_outbox", default=None)
+
+
+def current_outbox() -> Outbox | None:
+    """The outbox of the batch running now, if any."""
+    return _OUTBOX.get()
+
+
+@contextmanager
+def batch_outbox() -> Iterator[Outbox]:
+    """Opens an outbox for a batch: deliver() inside the block leaves parts that wait for their chat to it."""
+    outbox = Outbox()
+    token = _OUTBOX.set(outbox)
+    try:
+        yield outbox
+    finally:
+        _OUTBOX.reset(token)
 
 
 def _parts(message: OutboundMessage) -> list[tuple[str, _Send]]:
@@ -209,10 +319,11 @@ def _file_sender(chat_id: int, attachment: Attachment) -> _Send:
 
 
 def claim_and_reserve(
-    runtime: Runtime, pacer: Pacer, message: OutboundMessage, key: str, now: datetime
+    runtime: Runtime, pacer: Pacer, message: OutboundMessage, key: str, now: datetime, *, wait_for_chat: bool = True
 ) -> tuple[int, Slot] | str:
     """Claims the part and reserves its send slot in one statement (its own transaction), or returns the status
-    of a part handled already ('sent' or 'dropped'); a HeldBack leaves nothing claimed and no slot booked."""
+    of a part handled already ('sent' or 'dropped'); a HeldBack (or a ChatNotFree, without wait_for_chat) leaves
+    nothing claimed and no slot booked."""
     claimed = pacer.claim_and_reserve(
         _CLAIM,
         {
@@ -223,6 +334,7 @@ def claim_and_reserve(
             "lease_until": now + timedelta(seconds=claim_lease_seconds(runtime.settings)),
             "now": now,
         },
+        wait_for_chat=wait_for_chat,
     )
     if claimed is not None:
         return claimed
@@ -235,12 +347,14 @@ def claim_and_reserve(
     return str(status)
 
 
-def _deliver_part(runtime: Runtime, message: OutboundMessage, key: str, send: _Send) -> Delivery | None:
+def _deliver_part(
+    runtime: Runtime, message: OutboundMessage, key: str, send: _Send, *, wait_for_chat: bool = True
+) -> Delivery | None:
     """The part's outcome; None when an earlier delivery dropped it (the chat was gone)."""
     now = runtime.clock.now()
     pacer = Pacer(runtime)
     try:
-        claim = claim_and_reserve(runtime, pacer, message, key, now)
+        claim = claim_and_reserve(runtime, pacer, message, key, now, wait_for_chat=wait_for_chat)
     except HeldBack:
         count("HeldBack", message.kind)
         raise

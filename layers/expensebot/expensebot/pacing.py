@@ -171,11 +171,14 @@ class Pacer:
         # The numeric part of the token names the bot: one token, one rate budget.
         return self._runtime.bot_token().split(":", 1)[0]
 
-    def claim_and_reserve(self, claim_sql: str, params: dict[str, Any]) -> tuple[int, Slot] | None:
+    def claim_and_reserve(
+        self, claim_sql: str, params: dict[str, Any], *, wait_for_chat: bool = True
+    ) -> tuple[int, Slot] | None:
         """Runs `claim_sql` (an INSERT … RETURNING id, chat_id that claims a message part) and, when it claimed
         the part, reserves the chat's next send time in the same statement: one round trip, its own
         transaction, so the claim and its slot are both kept or neither is. None when nothing was claimed;
-        raises HeldBack (having claimed nothing) when the slot is more than max_wait away."""
+        raises HeldBack (having claimed nothing) when the slot is more than max_wait away. A chat not free
+        yet is waited for, or with wait_for_chat=False raises ChatNotFree (having claimed nothing)."""
         if not self._runtime.settings.telegram_pacing:
             with self._runtime.db.transaction() as cur:
                 cur.execute(claim_sql, params)
@@ -184,7 +187,7 @@ class Pacer:
         reserve = _RESERVE.format(chat="claimed.chat_id")
         sql = (f"WITH claimed AS ({claim_sql}) SELECT claimed.id, slot.send_at, slot.rate_factor"
                f" FROM claimed CROSS JOIN LATERAL {reserve} AS slot")
-        row = self._reserve_when_chat_free(sql, params)
+        row = self._reserve_when_chat_free(sql, params, wait_for_chat=wait_for_chat)
         return None if row is None else (row["id"], self._slot(row, params["chat_id"]))
 
     def reserve(self, chat_id: int) -> Slot:
@@ -197,18 +200,23 @@ class Pacer:
         assert row is not None  # the function returns its slot or raises
         return self._slot(row, chat_id)
 
-    def _reserve_when_chat_free(self, sql: str, params: dict[str, Any]) -> dict[str, Any] | None:
+    def _reserve_when_chat_free(
+        self, sql: str, params: dict[str, Any], *, wait_for_chat: bool = True
+    ) -> dict[str, Any] | None:
         """Runs the reserving statement; while the chat is not free yet (ChatBusy), sleeps until it is and asks
-        again, for at most max_wait in all, then holds the message back."""
+        again (or raises ChatNotFree without wait_for_chat), for at most max_wait in all, then holds the message
+        back."""
         deadline = self._runtime.clock.now() + timedelta(seconds=self._limits.max_wait)
         while True:
             now = self._runtime.clock.now()
             try:
                 return self._run(sql, {**params, **self._reservation_params(now)})
-            except _ChatNotFree as busy:
+            except ChatNotFree as busy:
                 if busy.until > deadline:
                     raise HeldBack((busy.until - now).total_seconds() - self._limits.max_wait / 2,
                                    _HELD_BACK_REASONS["chat"]) from None
+                if not wait_for_chat:
+                    raise
                 self._runtime.clock.sleep((busy.until - now).total_seconds())
 
     def _reservation_params(self, now: datetime) -> dict[str, Any]:
@@ -236,7 +244,7 @@ class Pacer:
             detail = json.loads(exc.diag.message_detail or "{}")
             wait = float(detail.get("wait", self._limits.max_wait))
             if detail.get("reason") == "chat" and wait <= self._limits.max_wait:
-                raise _ChatNotFree(self._runtime.clock.now() + timedelta(seconds=wait)) from None
+                raise ChatNotFree(self._runtime.clock.now() + timedelta(seconds=wait)) from None
             # Come back a moment before the slot frees, so the message can claim it then.
             raise HeldBack(wait - self._limits.max_wait / 2,
                            _HELD_BACK_REASONS.get(detail.get("reason"), "pacing")) from None
@@ -273,8 +281,8 @@ class Pacer:
             )
 
 
-class _ChatNotFree(Exception):
-    """The server's ChatBusy: the chat is free at `until`."""
+class ChatNotFree(ExpenseBotError):
+    """The server's ChatBusy: the chat is free at `until`; nothing was claimed or booked."""
 
     def __init__(self, until: datetime) -> None:
         super().__init__(f"the chat is free at {until}")

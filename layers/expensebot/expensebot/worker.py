@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.batch import BatchProcessor
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+    from expensebot.delivery import Outbox
     from expensebot.pacing import HeldBack
 
 BACKOFF_FIRST_SECONDS = 30
@@ -74,16 +75,45 @@ def _processor() -> BatchProcessor:
 
 def handle_sqs_batch(event: dict[str, Any], context: LambdaContextLike | None) -> dict[str, Any]:
     """What a worker function's lambda_handler calls: every record of the batch, under one soft deadline
-    measured from the batch's start."""
+    measured from the batch's start; then the parts that waited for their chat (delivery.Outbox), whose
+    failures are their records' own."""
     from aws_lambda_powertools.utilities.batch import process_partial_response
 
+    from expensebot.delivery import batch_outbox
+
     runtime = get_runtime()
-    with task_deadline(Deadline(runtime.settings.soft_time_limit_seconds, context)):
-        return process_partial_response(event=event, record_handler=run_task_record, processor=_processor(),
-                                        context=context)  # type: ignore[arg-type]
+    deadline = Deadline(runtime.settings.soft_time_limit_seconds, context)
+    with task_deadline(deadline), batch_outbox() as outbox:
+        response: dict[str, Any] = process_partial_response(
+            event=event, record_handler=run_task_record, processor=_processor(), context=context,  # type: ignore[arg-type]
+        )
+        if len(outbox):
+            reported = {failure["itemIdentifier"] for failure in response["batchItemFailures"]}
+            response["batchItemFailures"] += [
+                {"itemIdentifier": message_id} for message_id in _flush(runtime, outbox, deadline)
+                if message_id not in reported
+            ]
+    return response
+
+
+def _flush(runtime: Runtime, outbox: Outbox, deadline: Deadline) -> list[str]:
+    """Sends the outbox's waiting parts; the records whose parts failed and must come back."""
+    failed: list[str] = []
+
+    def settle(record: SQSRecord, outcome: Any) -> None:
+        if isinstance(outcome, Exception) and _settle_failure(runtime, record, outcome, task_name=None):
+            failed.append(record.message_id)
+
+    outbox.flush(runtime, settle, deadline.remaining)
+    return list(dict.fromkeys(failed))
 
 
 def run_task_record(record: SQSRecord) -> Any:
+    from expensebot.delivery import current_outbox
+
+    outbox = current_outbox()
+    if outbox is not None:
+        outbox.owner = record  # a part this record's task leaves to the outbox is the record's
     try:
         if current_deadline(get_runtime().settings.soft_time_limit_seconds).expired():
             _hand_back_unstarted(record)
@@ -94,9 +124,6 @@ def run_task_record(record: SQSRecord) -> Any:
 
 
 def _run(record: SQSRecord) -> Any:
-    from expensebot.delivery import claim_lease_seconds
-    from expensebot.pacing import HeldBack
-
     runtime = get_runtime()
     task_name: str | None = None
     try:
@@ -111,19 +138,37 @@ def _run(record: SQSRecord) -> Any:
                                                                    "task_queue": registered.queue})
             metrics.add_metric(name="MisroutedTasks", unit="Count", value=1)
         return registered.run(runtime, message.args, message_id=message.id)
-    except FINAL_ERRORS as exc:
-        _park(runtime, record, exc, task_name)
-        return None
-    except HeldBack as held:
-        _hold(runtime, record, held)
-        return None
     except Exception as exc:
-        receive_count = int(record.attributes.approximate_receive_count or 1)
-        delay = retry_delay(receive_count, exc, lease_seconds=claim_lease_seconds(runtime.settings))
-        metrics.add_metric(name="RetriedTasks", unit="Count", value=1)
-        logger.exception("task failed; retrying later", extra={"receive_count": receive_count, "retry_in": delay})
-        _delay_redelivery(runtime, record, delay)
-        raise
+        if _settle_failure(runtime, record, exc, task_name):
+            raise
+        return None
+
+
+def _settle_failure(runtime: Runtime, record: SQSRecord, exc: Exception, task_name: str | None) -> bool:
+    """What becomes of a record whose task (or a part it left to the outbox) raised: parked, held back, handed
+    back, or retried after a delay. True when the batch must report it failed."""
+    from expensebot.delivery import OutboxTimeout, claim_lease_seconds
+    from expensebot.pacing import HeldBack
+
+    if isinstance(exc, FINAL_ERRORS):
+        _park(runtime, record, exc, task_name)
+        return False
+    if isinstance(exc, HeldBack):
+        _hold(runtime, record, exc)
+        return False
+    if isinstance(exc, OutboxTimeout):
+        metrics.add_metric(name="RecordsHandedBackAtSoftLimit", unit="Count", value=1)
+        logger.warning("soft time limit reached with parts waiting: record handed back",
+                       extra={"message_id": record.message_id})
+        _delay_redelivery(runtime, record, 0)
+        return True
+    receive_count = int(record.attributes.approximate_receive_count or 1)
+    delay = retry_delay(receive_count, exc, lease_seconds=claim_lease_seconds(runtime.settings))
+    metrics.add_metric(name="RetriedTasks", unit="Count", value=1)
+    logger.error("task failed; retrying later", exc_info=exc,
+                 extra={"receive_count": receive_count, "retry_in": delay})
+    _delay_redelivery(runtime, record, delay)
+    return True
 
 
 def _hand_back_unstarted(record: SQSRecord) -> None:

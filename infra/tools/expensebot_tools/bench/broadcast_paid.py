@@ -98,7 +98,8 @@ def broadcast_paid(ctx: BenchContext) -> None:
             "paidsqs", options.paid_sqs_chats, paid=True, workers=options.paid_workers[0],
             queue_depth=PAID_QUEUE_DEPTH, feed_every=PAID_FEED_EVERY, first_chat=30_000_001, quiet=True,
         ), postgres_dir=server.data_dir)
-        ordinary = run_broadcast(ctx, database_url, BroadcastRun("ordinary", options.paid_ordinary_chats, quiet=True),
+        ordinary = run_broadcast(ctx, database_url,
+                                 BroadcastRun("ordinary", options.paid_ordinary_chats, quiet=True, feed="direct"),
                                  postgres_dir=server.data_dir)
     finally:
         server.stop()
