@@ -74,15 +74,6 @@ def bench_settings(database_url: str) -> Any:
 
 # --- the reservation as it is on main before issue 16 ("old"), copied so the comparison survives its rewrite ---
 
-_OLD_CLAIM = """
-INSERT INTO notifications (dedupe_key, kind, user_id, chat_id, status, attempts, lease_until, created_at)
-VALUES (%(key)s, %(kind)s, %(user_id)s, %(chat_id)s, 'sending', 1, %(lease_until)s, %(now)s)
-ON CONFLICT (dedupe_key) DO UPDATE
-   SET status = 'sending', attempts = notifications.attempts + 1, lease_until = EXCLUDED.lease_until
- WHERE notifications.status IN ('failed', 'held')
-    OR (notifications.status = 'sending' AND notifications.lease_until < %(now)s)
-RETURNING id
-"""
 _OLD_LOCK_BOT = """
 INSERT INTO telegram_pacing (bot_id, next_send_at, rate_factor) VALUES (%(bot)s, %(now)s, 1.0)
 ON CONFLICT (bot_id) DO UPDATE SET bot_id = EXCLUDED.bot_id
@@ -153,10 +144,11 @@ def _old_reserve(runtime: Any, chat_id: int, cur: Any) -> Any:
 def old_claim_and_reserve(runtime: Any, pacer: Any, message: Any, key: str, now: datetime) -> Any:
     """delivery.claim_and_reserve of main before issue 16: the claim and the old reservation in one
     transaction (the pacer is unused: the old reservation is the copy above)."""
-    from expensebot.delivery import DeliveryInProgress, claim_lease_seconds
+    # The claim itself is the same statement as today's (it returns the chat too, which this copy ignores).
+    from expensebot.delivery import _CLAIM, DeliveryInProgress, claim_lease_seconds
 
     with runtime.db.transaction() as cur:
-        cur.execute(_OLD_CLAIM, {
+        cur.execute(_CLAIM, {
             "key": key, "kind": message.kind, "user_id": message.user_id, "chat_id": message.chat_id,
             "lease_until": now + timedelta(seconds=claim_lease_seconds(runtime.settings)), "now": now,
         })
