@@ -56,7 +56,7 @@ def test_the_registry_holds_every_benchmark_in_run_order_with_descriptions():
     # The broadcasts and the pacing benchmark build their own system and the parsing benchmark needs none:
     # none of them builds the data set.
     assert [name for name, b in benchmarks.items() if not b.needs_dataset] == [
-        "broadcast", "broadcast_paid", "pacing", "parsing"]
+        "broadcast", "broadcast_paid", "report_batch", "pacing", "parsing"]
     assert all(b.description for b in benchmarks.values())
 
 

@@ -32,8 +32,8 @@ RESULTS_PATH = BENCH_DIR / "results.jsonl"
 # The modules that register benchmarks, in the order `make bench` runs them. The cleanup comes after the
 # data-set benchmarks: it deletes and restores a million rows, and they should not measure after that churn.
 BENCHMARK_MODULES = (
-    "budget_check", "planners", "bot", "report_render", "cleanup", "broadcast", "broadcast_paid", "pacing",
-    "parsing",
+    "budget_check", "planners", "bot", "report_render", "cleanup", "broadcast", "broadcast_paid",
+    "report_batch", "pacing", "parsing",
 )
 
 
@@ -184,6 +184,10 @@ class BenchOptions:
     paid_workers: tuple[int, ...] = (4, 8, 16)  # one paid broadcast per count of worker processes
     paid_sqs_chats: int = 1_500  # the paid broadcast through moto's SQS (slow: under 100/s on 2 cores)
     paid_ordinary_chats: int = 600  # the ordinary 30/s broadcast timed beside it, for the ratio (about 21 s)
+    # The month-end reports through one reports worker (report_batch): with the batch's outbox (5 batches), and
+    # the naive worker sleeping through each chat's two seconds on fewer (2 batches, about 45 s).
+    report_users: int = 50
+    report_naive_users: int = 20
     results_path: Path = RESULTS_PATH
 
 
