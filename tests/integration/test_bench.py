@@ -227,3 +227,27 @@ def test_the_paid_broadcast_sends_each_chat_one_message_with_allow_paid_broadcas
     assert line["handler_cpu_ms_per_message"] > 0 and line["aws_workers_for_1000_per_second"] > 0
     assert dict(os.environ) == environment_before
 
+
+
+def test_the_report_batch_sends_every_report_s_three_parts_once_in_order_a_second_apart(tmp_path):
+    results = tmp_path / "results.jsonl"
+    environment_before = dict(os.environ)
+    options = BenchOptions(report_users=6, report_naive_users=2, results_path=results)
+
+    assert run_benchmarks(["report_batch"], options, console=_quiet()) == ["report_batch"]
+
+    (line,) = map(json.loads, results.read_text(encoding="utf-8").splitlines())
+    assert "dataset" not in line
+    for key in ("reports", "batches", "seconds", "reports_per_second", "naive_reports_per_second", "ratio",
+                "cpu_ms_per_report", "answered_429", "duplicates", "lost", "spacing_ok"):
+        assert key in line, key
+    # One batch of six, and another for a report held back after a 429 (its copy comes back delayed).
+    assert (line["reports"], line["naive_reports"]) == (6, 2) and line["batches"] >= 1
+    # Every chat got its text, chart and PDF once each, in that order, each at least a second after the last.
+    assert (line["lost"], line["duplicates"], line["failed_records"]) == (0, 0, 0)
+    assert line["in_order"] is True and line["spacing_ok"] is True and line["min_gap_seconds"] >= 1.0
+    assert line["outbox"]["reports_complete"] == 6 and line["naive"]["reports_complete"] == 2
+    # The naive worker sleeps through each report's two seconds of chat spacing; the batch shares them.
+    assert line["naive"]["handler_seconds"] >= 2 * 2.0
+    assert line["cpu_ms_per_report"] > 0 and line["aws_reports_per_second"] > 0
+    assert dict(os.environ) == environment_before

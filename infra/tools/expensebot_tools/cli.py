@@ -53,7 +53,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     options = BenchOptions(users=args.users, expenses=args.expenses, seed=args.seed, database_url=args.database_url,
                            naive_sample=args.naive_sample, explain=args.explain,
                            pacing_workers=args.pacing_workers, pacing_rtt_ms=args.pacing_rtt_ms,
-                           pacing_seconds=args.pacing_seconds)
+                           pacing_seconds=args.pacing_seconds, report_users=args.report_users,
+                           report_naive_users=args.report_naive_users)
     run_benchmarks([args.name] if args.name else [], options)
     return 0
 
@@ -110,6 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="pacing: the round-trip times to add, in ms; 0 is direct TCP (default 0,0.5,1)")
     bench.add_argument("--pacing-seconds", type=float, default=4.0,
                        help="pacing: how long each cell (and implementation) runs (default 4)")
+    bench.add_argument("--report-users", type=int, default=50,
+                       help="report_batch: month-end reports through the batch outbox (default 50)")
+    bench.add_argument("--report-naive-users", type=int, default=20,
+                       help="report_batch: reports sent one record at a time, for the ratio (default 20; 0: none)")
     bench.set_defaults(func=cmd_bench)
 
     dev = commands.add_parser("dev", help="developer checks")
