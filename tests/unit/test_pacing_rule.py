@@ -110,7 +110,9 @@ def test_paid_broadcast_raises_the_rate_and_pacing_stays_a_little_under_the_limi
     assert 0.9 <= margin < 1
     assert 1 / free.global_interval == pytest.approx(30 * margin)
     assert 1 / paid.global_interval == pytest.approx(1000 * margin)
-    assert free.chat_interval == paid.chat_interval == 1.0
+    # A chat's second and a group's three seconds get the same margin.
+    assert free.chat_interval == paid.chat_interval == pytest.approx(1.0 / margin)
+    assert free.group_interval == pytest.approx(3.0 / margin)
 
 
 def test_a_message_that_fits_is_one_part():
