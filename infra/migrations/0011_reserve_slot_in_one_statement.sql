@@ -51,10 +51,13 @@ BEGIN
     -- at now, as one idle until now (two workers creating it at once: one inserts, both then lock it).
     SELECT c.next_send_at INTO chat_next FROM chat_pacing c WHERE c.bot_id = p_bot AND c.chat_id = p_chat FOR UPDATE;
     IF NOT FOUND THEN
-        INSERT INTO chat_pacing (bot_id, chat_id, next_send_at) VALUES (p_bot, p_chat, p_now)
-        ON CONFLICT (bot_id, chat_id) DO NOTHING;
-        SELECT c.next_send_at INTO chat_next FROM chat_pacing c WHERE c.bot_id = p_bot AND c.chat_id = p_chat
-           FOR UPDATE;
+        INSERT INTO chat_pacing AS c (bot_id, chat_id, next_send_at) VALUES (p_bot, p_chat, p_now)
+        ON CONFLICT (bot_id, chat_id) DO NOTHING
+        RETURNING c.next_send_at INTO chat_next;
+        IF NOT FOUND THEN  -- another worker created it meanwhile
+            SELECT c.next_send_at INTO chat_next FROM chat_pacing c WHERE c.bot_id = p_bot AND c.chat_id = p_chat
+               FOR UPDATE;
+        END IF;
     END IF;
     IF chat_next > horizon THEN
         chat_next := p_now;
