@@ -122,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     imports = dev_commands.add_parser(
         "import-times", help="cold import time of every handler module, against the job and worker goal",
         epilog="exit codes: 0 every job and worker handler meets the goal, 1 one does not")
-    imports.add_argument("--runs", type=int, default=3, help="fresh interpreters per module; the fastest counts")
+    imports.add_argument("--runs", type=int, default=5, help="fresh interpreters per module; the fastest counts")
     imports.add_argument("--json", action="store_true", help="the rows as JSON, one per function and interpreter")
     imports.add_argument("--python", action="append", metavar="PYTHON",
                          help="an interpreter to measure with, repeatable (needs the layer's requirements and "

@@ -30,7 +30,9 @@ class ScheduledInvocation(BaseModel):
     failed, but Lambda's own async retries re-send the same event with the same ones, so neither can tell a
     retry from a duplicate. They are only logged."""
 
-    model_config = ConfigDict(extra="ignore")
+    # Built at first use, not at import (as the other models here): a model's validator is most of the cost of
+    # defining it, and it counts in every cold start's import (`expensebot dev import-times`).
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     job: str
     scheduled_time: AwareDatetime
@@ -160,6 +162,8 @@ def jobs() -> dict[str, Job]:
 
 
 class JobOutcome(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     job: str
     slot: datetime
     # duplicate: another attempt holds the slot's live lease, or the slot already succeeded; superseded:
@@ -382,6 +386,8 @@ RETURNING id
 class Continuation(BaseModel):
     """The rest of a run that reached its soft time limit, as a task's arguments: which run it belongs to,
     and which step of it this is (only one copy of each step is ever enqueued)."""
+
+    model_config = ConfigDict(defer_build=True)
 
     job_run_id: int
     generation: int = Field(1, ge=1)

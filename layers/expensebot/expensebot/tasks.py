@@ -28,7 +28,9 @@ class TaskMessage(BaseModel):
     effect on it. A body that came without one (sent by hand) is given one derived from the body itself
     (`parse_message`), never a fresh one per delivery."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Built at first use, not at import: the validator is most of a model's cost, and it counts in every cold
+    # start's import (`expensebot dev import-times`).
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     task: str
     args: dict[str, Any] = Field(default_factory=dict)
