@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from psycopg2 import Error as PostgresError
+
 from expensebot.bootstrap import Runtime
 from expensebot.config import Settings
 from expensebot.errors import ExpenseBotError
@@ -97,14 +99,12 @@ class ChatBusy:
     until: datetime
 
 
-def plan_send(
-    now: datetime, bot: BotPacing, chat_next: datetime | None, chat_id: int, limits: PacingLimits
-) -> Slot | ChatBusy | HeldBack:
-    """The bot's earliest free slot when the chat is free by then; when the chat is not, the moment to ask
-    again; or how long to hold the message when either is too far off. reserve_telegram_slot (migration 0011)
-    applies this rule in the server; a test holds the two to the same answers."""
-    # No reservation is ever made further ahead than this, so a time beyond it means the clock went back
-    # (a virtual clock replaying a period again, a host's clock corrected): it is forgotten.
+def current_times(
+    now: datetime, bot: BotPacing, chat_next: datetime | None, limits: PacingLimits
+) -> tuple[datetime, datetime | None, datetime | None]:
+    """The bot's next free time, its pause (None once over) and the chat's next free time, as the rule reads them.
+    No reservation is ever made further ahead than the horizon, so a time beyond it means the clock went back (a
+    virtual clock replaying a period again, a host's clock corrected): it is forgotten."""
     horizon = now + timedelta(seconds=limits.max_wait + max(limits.chat_interval, limits.group_interval) + 1)
     paused = bot.paused_until if bot.paused_until is not None and bot.paused_until > now else None
     bot_next = bot.next_send_at
@@ -112,6 +112,16 @@ def plan_send(
         bot_next = now
     if chat_next is not None and chat_next > horizon:
         chat_next = now
+    return bot_next, paused, chat_next
+
+
+def plan_send(
+    now: datetime, bot: BotPacing, chat_next: datetime | None, chat_id: int, limits: PacingLimits
+) -> Slot | ChatBusy | HeldBack:
+    """The bot's earliest free slot when the chat is free by then; when the chat is not, the moment to ask
+    again; or how long to hold the message when either is too far off. reserve_telegram_slot (migration 0011)
+    applies this rule in the server; a test holds the two to the same answers."""
+    bot_next, paused, chat_next = current_times(now, bot, chat_next, limits)
     send_at = max([now, bot_next] + ([paused] if paused is not None else []))
     if chat_next is not None and chat_next > send_at:
         chat_wait = (chat_next - now).total_seconds()
@@ -236,8 +246,6 @@ class Pacer:
         }
 
     def _run(self, sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
-        from psycopg2 import Error as PostgresError
-
         try:
             # Plain rows: this runs before every send, and a dict per row costs more than the statement here.
             with self._runtime.db.single_statement(dict_rows=False) as cur:

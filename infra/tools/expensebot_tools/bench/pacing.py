@@ -89,15 +89,9 @@ RETURNING next_send_at
 def _old_plan_send(now: datetime, bot: Any, chat_next: datetime | None, chat_id: int, limits: Any) -> Any:
     """pacing.plan_send of main before issue 16: the bot's slot is booked at the chat's time when the chat is
     the later one (which pushed the bot's whole schedule ahead; the rule now answers ChatBusy instead)."""
-    from expensebot.pacing import RECOVERY_PER_SEND, SLOWEST_RATE_FACTOR, BotPacing, HeldBack, Slot
+    from expensebot.pacing import RECOVERY_PER_SEND, SLOWEST_RATE_FACTOR, BotPacing, HeldBack, Slot, current_times
 
-    horizon = now + timedelta(seconds=limits.max_wait + max(limits.chat_interval, limits.group_interval) + 1)
-    paused = bot.paused_until if bot.paused_until is not None and bot.paused_until > now else None
-    bot_next = bot.next_send_at
-    if bot_next > horizon and (paused is None or bot_next > paused + timedelta(seconds=1)):
-        bot_next = now
-    if chat_next is not None and chat_next > horizon:
-        chat_next = now
+    bot_next, paused, chat_next = current_times(now, bot, chat_next, limits)  # unchanged by issue 16
     bot = BotPacing(bot_next, paused, bot.rate_factor)
     candidates = [now, bot.next_send_at, chat_next or now]
     if bot.paused_until is not None:
