@@ -244,3 +244,25 @@ def test_the_reservation_commits_before_it_answers(clean_database):
         assert connection.autocommit is False  # the next transaction() is a transaction again
     finally:
         runtime.db.close()
+
+
+def test_the_reservation_does_not_wait_for_the_disk_to_commit(clean_database):
+    """The claim's transaction commits without waiting for the write-ahead log's flush, which would hold the bot's
+    row for the disk's latency on every send; the setting lasts for that transaction only."""
+    runtime = _runtime(clean_database, VirtualClock(NOW))
+    limits = PacingLimits.from_settings(runtime.settings)
+    runtime.db.close()
+    conn = psycopg2.connect(clean_database)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT * FROM reserve_telegram_slot(%s, 4242, %s, %s, %s, %s, %s, %s, %s)",
+                        (BOT, NOW, limits.global_interval, limits.chat_interval, limits.group_interval,
+                         limits.max_wait, SLOWEST_RATE_FACTOR, RECOVERY_PER_SEND))
+            cur.execute("SHOW synchronous_commit")
+            assert cur.fetchone() == ("off",)
+        conn.commit()
+        with conn.cursor() as cur:
+            cur.execute("SHOW synchronous_commit")
+            assert cur.fetchone() == ("on",)
+    finally:
+        conn.close()
